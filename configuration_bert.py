@@ -1,0 +1,99 @@
+"""Configuration of the DNABERT-2 encoder (`BertConfig`, model_type "dnabert2").
+
+Lives here: the config class and the validation of its fields. It accepts every field of the
+original `zhihan1996/DNABERT-2-117M` config.json unchanged.
+Not here: any model code (see bert_layers.py / modeling_bert.py).
+
+Fields of the original that this implementation reads:
+    vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
+    hidden_act (MLM head transform), hidden_dropout_prob, attention_probs_dropout_prob,
+    type_vocab_size, layer_norm_eps, initializer_range, classifier_dropout.
+Fields of the original that are accepted and kept but have no effect, because ALiBi needs no
+position table and the bias is built on the fly for any length:
+    alibi_starting_size, max_position_embeddings, position_embedding_type, use_cache.
+Fields added by this implementation:
+    attn_implementation  "sdpa" (default), "eager" or "triton"; the same name that
+                         `from_pretrained(..., attn_implementation=...)` takes.
+    classifier_pooling   "pooler" ([CLS] -> dense -> tanh, the original) or "mean"
+                         (masked mean of the last hidden state) for sequence classification.
+"""
+
+from transformers import PretrainedConfig
+
+ATTENTION_BACKENDS = ("eager", "sdpa", "triton")
+CLASSIFIER_POOLINGS = ("pooler", "mean")
+
+# The five special tokens of the DNABERT-2 vocabulary, with their original ids.
+PAD_TOKEN_ID = 3
+
+_AUTO_MAP = {
+    "AutoConfig": "configuration_bert.BertConfig",
+    "AutoModel": "modeling_bert.BertModel",
+    "AutoModelForMaskedLM": "modeling_bert.BertForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_bert.BertForSequenceClassification",
+}
+
+
+class BertConfig(PretrainedConfig):
+    model_type = "dnabert2"
+
+    def __init__(
+        self,
+        vocab_size=4096,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.0,
+        type_vocab_size=2,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        classifier_dropout=None,
+        classifier_pooling="pooler",
+        alibi_starting_size=512,
+        max_position_embeddings=512,
+        position_embedding_type="absolute",
+        use_cache=False,
+        pad_token_id=PAD_TOKEN_ID,
+        attn_implementation=None,
+        auto_map=None,
+        **kwargs,
+    ):
+        if hidden_size % num_attention_heads != 0:
+            raise ValueError(
+                f"BertConfig: hidden_size ({hidden_size}) must be a multiple of "
+                f"num_attention_heads ({num_attention_heads})."
+            )
+        if classifier_pooling not in CLASSIFIER_POOLINGS:
+            raise ValueError(
+                f"BertConfig: classifier_pooling={classifier_pooling!r}; expected one of {CLASSIFIER_POOLINGS}."
+            )
+        if attn_implementation is not None and attn_implementation not in ATTENTION_BACKENDS:
+            raise ValueError(
+                f"BertConfig: attn_implementation={attn_implementation!r}; expected one of {ATTENTION_BACKENDS}."
+            )
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.type_vocab_size = type_vocab_size
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.classifier_dropout = classifier_dropout
+        self.classifier_pooling = classifier_pooling
+        self.alibi_starting_size = alibi_starting_size
+        self.max_position_embeddings = max_position_embeddings
+        self.position_embedding_type = position_embedding_type
+        self.use_cache = use_cache
+        # Always our module layout: the original config names its classes in bert_layers.py, but
+        # these classes live in modeling_bert.py, so an inherited auto_map would not load.
+        del auto_map
+        self.auto_map = dict(_AUTO_MAP)
+        kwargs.pop("gradient_checkpointing", None)  # a field of the original; use gradient_checkpointing_enable()
+        super().__init__(pad_token_id=pad_token_id, attn_implementation=attn_implementation, **kwargs)

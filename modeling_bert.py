@@ -1,0 +1,333 @@
+"""transformers glue for DNABERT-2: the PreTrainedModel classes, task heads and ModelOutputs.
+
+Lives here: `BertModel`, `BertForMaskedLM`, `BertForSequenceClassification`, the pooler and MLM
+head, weight init, attention-backend selection and the `triton` name registration.
+Not here: the encoder blocks (bert_layers.py) or attention math (bert_attention.py).
+
+Works on transformers 5.x (primary) and the latest 4.x.
+"""
+
+import torch
+import torch.nn as nn
+import transformers
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.utils import logging
+
+from .bert_layers import BertEmbeddings, BertEncoder, activation
+from .bert_padding import PackedBatch
+from .configuration_bert import BertConfig
+
+try:  # transformers 5: init functions that skip tensors already loaded from a checkpoint
+    from transformers import initialization as init
+except ImportError:  # transformers 4
+    from torch.nn import init
+
+logger = logging.get_logger(__name__)
+
+TRANSFORMERS_V5 = int(transformers.__version__.split(".")[0]) >= 5
+IGNORE_INDEX = -100  # label value of positions that carry no MLM target
+
+
+def _triton_through_transformers(*args, **kwargs):
+    raise NotImplementedError(
+        "'triton' is DNABERT-2's own attention backend: the model dispatches it itself on the packed "
+        "layout with in-kernel ALiBi. It cannot serve other architectures through AttentionInterface."
+    )
+
+
+# transformers only accepts attn_implementation names it knows; make "triton" one of them.
+if "triton" not in AttentionInterface._global_mapping:
+    AttentionInterface.register("triton", _triton_through_transformers)
+
+
+class BertPreTrainedModel(PreTrainedModel):
+    config_class = BertConfig
+    base_model_prefix = "bert"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["BertLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+    def _attention_backend(self, output_attentions: bool) -> str:
+        backend = self.config._attn_implementation or "sdpa"
+        if output_attentions and backend != "eager":
+            logger.warning_once(
+                f"output_attentions=True needs attention probabilities, which only the 'eager' backend "
+                f"returns; using 'eager' instead of '{backend}' for these calls."
+            )
+            return "eager"
+        return backend
+
+
+class BertPooler(nn.Module):
+    """The original pooler: [CLS] hidden state -> dense -> tanh."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, cls_hidden):  # (batch, hidden) -> (batch, hidden)
+        return self.activation(self.dense(cls_hidden))
+
+
+class BertModel(BertPreTrainedModel):
+    """The encoder. Returns `BaseModelOutputWithPooling`; `last_hidden_state` is 0 at padding."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        """input_ids, attention_mask, token_type_ids: (batch, L); inputs_embeds: (batch, L, hidden)."""
+        packed, encoded, all_layers, all_probs = self._encode(
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
+        )
+        last_hidden_state = packed.pad(encoded)  # (batch, L, hidden)
+        pooled = None
+        if self.pooler is not None:
+            pooled = self.pooler(encoded.index_select(0, packed.cu_seqlens[:-1].long()))  # first token of each row
+        hidden_states = tuple(packed.pad(h) for h in all_layers) if all_layers else None
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=last_hidden_state,
+            pooler_output=pooled,
+            hidden_states=hidden_states,
+            attentions=tuple(all_probs) if all_probs else None,
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states):
+        """Run embeddings and encoder on the packed layout.
+
+        Returns (packed, final (total, hidden), [embeddings, layer outputs...] if requested, probs).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        if len(shape) != 2:
+            raise ValueError(f"Expected input of shape (batch, seqlen), got {tuple(shape)}.")
+        if attention_mask is None:
+            attention_mask = torch.ones(shape, dtype=torch.bool, device=device)
+        packed = PackedBatch.from_attention_mask(attention_mask)
+        if 0 in packed.seqlens:
+            raise ValueError(
+                f"attention_mask row {packed.seqlens.index(0)} has no real tokens; every sequence needs at "
+                "least one (the tokenizer always adds [CLS] and [SEP])."
+            )
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        embedded = self.embeddings(
+            input_ids=None if input_ids is None else packed.unpad(input_ids),
+            token_type_ids=None if token_type_ids is None else packed.unpad(token_type_ids),
+            inputs_embeds=None if inputs_embeds is None else packed.unpad(inputs_embeds),
+        )  # (total, hidden)
+        encoded, layers, probs = self.encoder(
+            embedded, packed, self._attention_backend(output_attentions), keep_all_layers=output_hidden_states
+        )
+        all_layers = [embedded, *layers] if output_hidden_states else []
+        return packed, encoded, all_layers, probs
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states):
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class BertLMPredictionHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)  # weight tied to the word embeddings
+
+    def forward(self, hidden_states):  # (..., hidden) -> (..., vocab)
+        return self.decoder(self.transform(hidden_states))
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config)
+
+    def forward(self, hidden_states):
+        return self.predictions(hidden_states)
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    """Encoder + MLM head.
+
+    Without labels, `logits` is (batch, L, vocab) (0 at padding). With labels (-100 = no target),
+    the head runs only on labelled positions and `logits` is (num_labelled, vocab), in row-major
+    order of the labelled positions, so training never materialises (batch, L, vocab).
+    """
+
+    if TRANSFORMERS_V5:
+        _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    else:
+        _tied_weights_keys = ["cls.predictions.decoder.weight"]
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        packed, encoded, all_layers, all_probs = self.bert._encode(
+            input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
+        )
+        loss = None
+        if labels is None:
+            logits = packed.pad(self.cls(encoded))  # (batch, L, vocab)
+        else:
+            flat_labels = labels.flatten()  # (batch * L,)
+            target_rows = torch.nonzero(flat_labels != IGNORE_INDEX, as_tuple=False).flatten()
+            # Labels are given in the padded layout; map each labelled position to its packed row.
+            packed_row = torch.full_like(flat_labels, -1)
+            packed_row[packed.indices] = torch.arange(packed.total_tokens, device=labels.device)
+            rows = packed_row[target_rows]
+            if bool((rows < 0).any()):
+                raise ValueError("labels mark a padding position (attention_mask == 0) as an MLM target.")
+            logits = self.cls(encoded.index_select(0, rows))  # (num_labelled, vocab)
+            loss = nn.functional.cross_entropy(logits.float(), flat_labels[target_rows])
+        output = MaskedLMOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=tuple(packed.pad(h) for h in all_layers) if all_layers else None,
+            attentions=tuple(all_probs) if all_probs else None,
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """Encoder + pooling + linear classifier.
+
+    config.classifier_pooling: "pooler" ([CLS] -> dense -> tanh, the original) or "mean" (masked
+    mean of the last hidden state; this variant has no pooler weights).
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=config.classifier_pooling == "pooler")
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        outputs = self.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        if self.config.classifier_pooling == "pooler":
+            pooled = outputs.pooler_output
+        else:
+            hidden = outputs.last_hidden_state  # (batch, L, hidden), 0 at padding
+            if attention_mask is None:
+                pooled = hidden.mean(dim=1)
+            else:
+                weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (batch, L, 1)
+                pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+        logits = self.classifier(self.dropout(pooled))  # (batch, num_labels)
+        loss = self._loss(logits, labels) if labels is not None else None
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
+    def _loss(self, logits, labels):
+        problem_type = self.config.problem_type
+        if problem_type is None:
+            if self.num_labels == 1:
+                problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                problem_type = "single_label_classification"
+            else:
+                problem_type = "multi_label_classification"
+        if problem_type == "regression":
+            return nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float().view(-1))
+        if problem_type == "single_label_classification":
+            return nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+# save_pretrained copies these files and writes their auto_map (the config's own auto_map lists all four).
+BertConfig.register_for_auto_class()
+BertModel.register_for_auto_class("AutoModel")
+BertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
+BertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
