@@ -57,6 +57,7 @@ class BertConfig(PretrainedConfig):
         position_embedding_type="absolute",
         use_cache=False,
         pad_token_id=PAD_TOKEN_ID,
+        tie_word_embeddings=True,
         attn_implementation=None,
         auto_map=None,
         **kwargs,
@@ -96,4 +97,11 @@ class BertConfig(PretrainedConfig):
         del auto_map
         self.auto_map = dict(_AUTO_MAP)
         kwargs.pop("gradient_checkpointing", None)  # a field of the original; use gradient_checkpointing_enable()
-        super().__init__(pad_token_id=pad_token_id, attn_implementation=attn_implementation, **kwargs)
+        # The MLM decoder shares the word-embedding matrix, as in the original.
+        self.tie_word_embeddings = tie_word_embeddings
+        super().__init__(
+            pad_token_id=pad_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            attn_implementation=attn_implementation,
+            **kwargs,
+        )

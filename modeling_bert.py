@@ -14,9 +14,15 @@ from transformers import AttentionInterface, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.utils import logging
 
+from .bert_attention import varlen_attention  # noqa: F401  (see below)
 from .bert_layers import BertEmbeddings, BertEncoder, activation
 from .bert_padding import PackedBatch
 from .configuration_bert import BertConfig
+from .flash_attn_triton import flash_attn_varlen_func  # noqa: F401  (see below)
+
+# transformers 4.x copies only the files that a local remote-code file imports *directly*
+# (`from .module import name` lines), so this file imports from every module of the model,
+# including those only bert_layers.py uses.
 
 try:  # transformers 5: init functions that skip tensors already loaded from a checkpoint
     from transformers import initialization as init

@@ -1,0 +1,212 @@
+"""Reading DNA: streaming FASTA / FASTA.gz / bgzip / one-sequence-per-line text, windows, reverse complement.
+
+Lives here, once, for the tokenizer trainer, pretraining and the embedding CLI: format detection,
+validation with file:line errors, record streaming in bounded memory, fixed-size windows and the
+reverse complement. Not here: tokenization or anything torch.
+
+Conventions
+- Letters: the IUPAC nucleotide codes in either case, plus U (RNA). Anything else is an error
+  that names the file and line. `canonical()` upper-cases, reads U as T and maps the ambiguity
+  codes (RYKMSWBDHV) to N.
+- A plain-text file holds one sequence per line; blank lines are skipped. A FASTA file starts with
+  a '>' header; sequence lines may have any length.
+- Compression is detected from the gzip magic bytes, not the file name; bgzip is gzip.
+"""
+
+import gzip
+import io
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+IUPAC_LETTERS = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
+_CANONICAL = str.maketrans("acgtunrykmswbdhvURYKMSWBDHV", "ACGTTNNNNNNNNNNNTNNNNNNNNNN")
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+_GZIP_MAGIC = b"\x1f\x8b"
+_SNIFF_BYTES = 4096
+# Lines are read in pieces of at most this many characters, so a FASTA file without line breaks
+# still streams in bounded memory.
+_READ_CHUNK = 1 << 20
+
+
+class GenomeFormatError(ValueError):
+    """Input that is not DNA in a supported format; the message names the file and line."""
+
+
+@dataclass
+class Record:
+    source: str  # file path
+    name: str  # FASTA header without '>', or "line N" for plain text
+    line: int  # line number of the header (or of the sequence in plain text)
+
+
+def canonical(seq: str) -> str:
+    """Upper-case, U -> T, IUPAC ambiguity codes -> N."""
+    return seq.translate(_CANONICAL)
+
+
+def reverse_complement(seq: str) -> str:
+    """Reverse complement of a canonical (A/C/G/T/N, either case) sequence."""
+    return seq.translate(_COMPLEMENT)[::-1]
+
+
+def _open_text(path: str) -> io.TextIOBase:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if head.startswith(_GZIP_MAGIC):
+        raw = gzip.open(path, "rb")
+        try:
+            head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
+        except (OSError, EOFError) as e:
+            raise GenomeFormatError(f"{path}: corrupt gzip/bgzip data ({e})") from None
+    else:
+        raw = open(path, "rb")
+    if b"\x00" in head:
+        raw.close()
+        raise GenomeFormatError(f"{path}: binary data (NUL bytes), expected FASTA or one DNA sequence per line")
+    return io.TextIOWrapper(raw, encoding="ascii", errors="strict", newline=None)
+
+
+def _check_letters(piece: str, path: str, line: int) -> None:
+    if not IUPAC_LETTERS.issuperset(piece):
+        bad = next(c for c in piece if c not in IUPAC_LETTERS)
+        raise GenomeFormatError(
+            f"{path}:{line}: unexpected character {bad!r}; expected DNA letters (IUPAC codes) "
+            "or, in a FASTA file, a '>' header line"
+        )
+
+
+def _lines(path: str) -> Iterator[tuple[int, str, bool]]:
+    """(line number, piece, ends_line): each line in pieces of at most _READ_CHUNK characters."""
+    with _open_text(path) as f:
+        number = 1
+        try:
+            while True:
+                piece = f.readline(_READ_CHUNK)
+                if not piece:
+                    return
+                ends = piece.endswith("\n")
+                yield number, piece.rstrip("\r\n"), ends
+                if ends:
+                    number += 1
+        except UnicodeDecodeError:
+            raise GenomeFormatError(
+                f"{path}:{number}: non-ASCII bytes; expected FASTA or one DNA sequence per line"
+            ) from None
+
+
+def iter_record_chunks(path: str) -> Iterator[tuple[Record, Iterator[str]]]:
+    """Stream the records of one file as (record, iterator of canonical sequence pieces).
+
+    Consume each piece iterator before advancing to the next record. Memory is bounded by
+    _READ_CHUNK whatever the record or line length. Raises GenomeFormatError for non-DNA
+    content and for an input with no sequence at all.
+    """
+    lines = _lines(path)
+    state = {"pending": None, "any": False}
+
+    def first_content():
+        for number, piece, ends in lines:
+            if piece.strip():
+                return number, piece, ends
+        return None
+
+    first = first_content()
+    if first is None:
+        raise GenomeFormatError(f"{path}: empty file, expected FASTA or one DNA sequence per line")
+    is_fasta = first[1].startswith(">")
+
+    if not is_fasta:
+        def line_pieces(number, piece, ends):
+            while True:
+                piece = piece.strip()
+                _check_letters(piece, path, number)
+                if piece:
+                    state["any"] = True
+                    yield canonical(piece)
+                if ends:
+                    return
+                nxt = next(lines, None)
+                if nxt is None:
+                    return
+                _, piece, ends = nxt
+
+        current = first
+        while current is not None:
+            number, piece, ends = current
+            if piece.strip():
+                yield Record(path, f"line {number}", number), line_pieces(number, piece, ends)
+            current = next(lines, None)
+        return
+
+    def sequence_pieces():
+        for number, piece, ends in lines:
+            if piece.startswith(">"):
+                state["pending"] = (number, piece)
+                return
+            piece = piece.strip()
+            if piece:
+                _check_letters(piece, path, number)
+                state["any"] = True
+                yield canonical(piece)
+
+    header = (first[0], first[1])
+    while header is not None:
+        number, text = header
+        state["pending"] = None
+        yield Record(path, text[1:].strip(), number), sequence_pieces()
+        header = state["pending"]
+    if not state["any"]:
+        raise GenomeFormatError(f"{path}: FASTA headers but no sequence lines")
+
+
+def iter_records(paths: Iterable[str]) -> Iterator[tuple[Record, str]]:
+    """(record, whole canonical sequence) for every record of every file. Holds one record in memory."""
+    for path in paths:
+        for record, pieces in iter_record_chunks(str(path)):
+            yield record, "".join(pieces)
+
+
+def iter_windows(paths: Iterable[str], window: int, stride: int | None = None) -> Iterator[tuple[Record, int, str]]:
+    """Stream (record, start, window) tiles of at most `window` bp over every record of every file.
+
+    Consecutive tiles start `stride` (default: `window`) apart; the last tile of a record may be
+    shorter. FASTA line breaks never cut a tile. Memory is bounded by window + _READ_CHUNK.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1 bp, got {window}")
+    stride = window if stride is None else stride
+    if not 1 <= stride <= window:
+        raise ValueError(f"stride must be in [1, window={window}], got {stride}")
+    for path in paths:
+        for record, pieces in iter_record_chunks(str(path)):
+            buffer, start = "", 0
+            for piece in pieces:
+                buffer += piece
+                while len(buffer) >= window:
+                    yield record, start, buffer[:window]
+                    buffer, start = buffer[stride:], start + stride
+            if buffer and (start == 0 or len(buffer) > window - stride):
+                yield record, start, buffer
+
+
+def split_n_runs(seq: str, max_n_run: int = 0) -> list[str]:
+    """Pieces of `seq` between runs of N longer than `max_n_run` (those runs are dropped)."""
+    pieces, start, i, n = [], 0, 0, len(seq)
+    while i < n:
+        if seq[i] == "N":
+            j = i
+            while j < n and seq[j] == "N":
+                j += 1
+            if j - i > max_n_run:
+                if i > start:
+                    pieces.append(seq[start:i])
+                start = j
+            i = j
+        else:
+            i += 1
+    if start < n:
+        pieces.append(seq[start:])
+    return pieces

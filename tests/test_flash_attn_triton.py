@@ -1,0 +1,137 @@
+"""The Triton FlashAttention-2 kernel (run by Triton's CPU interpreter, TRITON_INTERPRET=1) against a
+float64 eager reference with an explicit ALiBi bias, one sequence at a time."""
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+from dnabert2.bert_attention import alibi_slopes  # noqa: E402
+from dnabert2.flash_attn_triton import flash_attn_backward, flash_attn_forward, flash_attn_varlen_func  # noqa: E402
+
+# (heads, head_dim, sequence lengths): lengths 1..300, heads 1 / 4 / 12 (12: the original's
+# non-power-of-2 slopes), head_dim 16 / 32 / 64 / 80; none of these lengths is a block multiple
+# except where noted, so edge tiles are always exercised.
+CASES = [
+    (1, 16, [1, 17, 300]),
+    (4, 32, [5, 64, 129, 33]),  # 64: an exact multiple of the block size
+    (12, 64, [1, 2, 100]),
+    (4, 80, [150, 7]),
+]
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3}  # relative to the largest reference value
+
+
+def packed_inputs(heads, head_dim, lengths, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    total = sum(lengths)
+    q, k, v, dout = (torch.randn(total, heads, head_dim, generator=g).to(dtype) for _ in range(4))
+    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    slopes = torch.tensor(alibi_slopes(heads), dtype=torch.float32)
+    return q, k, v, dout, cu_seqlens, slopes
+
+
+def reference(q, k, v, dout, cu_seqlens, slopes, scale):
+    """float64 attention per sequence with an explicit bias; returns out, dq, dk, dv."""
+    q, k, v, dout = (t.double().requires_grad_(t is not dout) for t in (q, k, v, dout))
+    outs = []
+    for start, end in zip(cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist()):
+        pos = torch.arange(end - start, dtype=torch.float64)
+        bias = -slopes.double()[:, None, None] * (pos[:, None] - pos[None, :]).abs()  # (heads, n, n)
+        scores = torch.einsum("ihd,jhd->hij", q[start:end], k[start:end]) * scale + bias
+        outs.append(torch.einsum("hij,jhd->ihd", scores.softmax(-1), v[start:end]))
+    out = torch.cat(outs)
+    dq, dk, dv = torch.autograd.grad(out, (q, k, v), dout)
+    return out.detach(), dq, dk, dv
+
+
+def assert_close(name, actual, expected, dtype):
+    err = (actual.double() - expected).abs().max().item()
+    scale = expected.abs().max().item()
+    assert err <= TOLERANCE[dtype] * scale, f"{name}: max error {err:.3g} vs reference scale {scale:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("heads,head_dim,lengths", CASES, ids=[f"h{c[0]}-d{c[1]}" for c in CASES])
+def test_forward_and_gradients_match_float64_reference(heads, head_dim, lengths, dtype):
+    q, k, v, dout, cu_seqlens, slopes = packed_inputs(heads, head_dim, lengths, dtype)
+    scale = head_dim**-0.5
+    q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
+    out = flash_attn_varlen_func(q, k, v, cu_seqlens, max(lengths), slopes, scale)
+    out.backward(dout)
+    assert out.dtype == dtype and q.grad.dtype == dtype
+    expected = reference(q.detach(), k.detach(), v.detach(), dout, cu_seqlens, slopes, scale)
+    for name, actual, exp in zip(("out", "dq", "dk", "dv"), (out, q.grad, k.grad, v.grad), expected):
+        assert_close(name, actual, exp, dtype)
+
+
+def test_without_alibi_it_is_plain_attention():
+    q, k, v, dout, cu_seqlens, _ = packed_inputs(2, 16, [40, 3], torch.float32)
+    out = flash_attn_varlen_func(q, k, v, cu_seqlens, 40)
+    expected, *_ = reference(q, k, v, dout, cu_seqlens, torch.zeros(2), 16**-0.5)
+    assert_close("out", out, expected, torch.float32)
+
+
+def test_strided_views_of_a_fused_qkv_are_read_in_place():
+    q, k, v, dout, cu_seqlens, slopes = packed_inputs(4, 32, [50, 9], torch.float32)
+    qkv = torch.stack([q, k, v], dim=1)  # (total, 3, heads, head_dim): q, k, v are non-contiguous views
+    out = flash_attn_varlen_func(*qkv.unbind(1), cu_seqlens, 50, slopes)
+    assert torch.equal(out, flash_attn_varlen_func(q, k, v, cu_seqlens, 50, slopes))
+
+
+def test_every_output_element_is_written():
+    q, k, v, dout, cu_seqlens, slopes = packed_inputs(4, 32, [1, 37, 80], torch.float32)
+    scale = 32**-0.5
+    poison = lambda t: torch.full_like(t, float("nan"))  # noqa: E731
+    out, lse = flash_attn_forward(q, k, v, cu_seqlens, 80, slopes, scale, out=poison(q), lse=torch.full((4, 118), float("nan")))
+    assert not out.isnan().any() and not lse.isnan().any()
+    grads = flash_attn_backward(dout, q, k, v, out, lse, cu_seqlens, 80, slopes, scale, dq=poison(q), dk=poison(k), dv=poison(v))
+    for g in grads:
+        assert not g.isnan().any()
+
+
+@pytest.mark.parametrize(
+    "change,error",
+    [
+        (lambda a: {**a, "q": a["q"][..., :12]}, "total_tokens, heads, head_dim"),
+        (lambda a: {**a, "q": a["q"].double(), "k": a["k"].double(), "v": a["v"].double()}, "dtype"),
+        (lambda a: {**a, "cu_seqlens": a["cu_seqlens"].long()}, "int32"),
+        (lambda a: {**a, "alibi_slopes": a["alibi_slopes"][:2]}, "alibi_slopes"),
+    ],
+    ids=["shape", "dtype", "cu_seqlens", "slopes"],
+)
+def test_bad_arguments_are_refused_clearly(change, error):
+    q, k, v, _, cu_seqlens, slopes = packed_inputs(4, 16, [5], torch.float32)
+    args = change(dict(q=q, k=k, v=v, cu_seqlens=cu_seqlens, max_seqlen=5, alibi_slopes=slopes))
+    with pytest.raises((ValueError, TypeError), match=error):
+        flash_attn_varlen_func(**args)
+
+
+def test_head_dim_not_a_multiple_of_8_is_refused():
+    q, k, v, _, cu_seqlens, slopes = packed_inputs(1, 12, [5], torch.float32)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        flash_attn_varlen_func(q, k, v, cu_seqlens, 5, slopes)
+
+
+@pytest.mark.parametrize("name", ["cfg_a", "cfg_b"])
+def test_model_with_triton_backend_matches_parity_fixtures(name, no_grad):
+    from conftest import Parity
+
+    parity = Parity(name)
+    model = parity.model("cls", attn_implementation="triton")
+    i = parity.inputs
+    out = model(i["input_ids"], i["attention_mask"])
+    hidden = model.bert(i["input_ids"], i["attention_mask"]).last_hidden_state if name == "cfg_a" else None
+    assert (out.logits - parity.outputs["cls_logits"]).abs().max() <= 1e-5
+    if hidden is not None:
+        assert (hidden - parity.outputs["last_hidden_state"])[parity.real].abs().max() <= 1e-5
+
+
+def test_model_gradients_through_triton_match_eager(parity_a):
+    i = parity_a.inputs
+    grads = {}
+    for backend in ("eager", "triton"):
+        model = parity_a.model("cls", attn_implementation=backend)
+        model(i["input_ids"][:, :40], i["attention_mask"][:, :40], labels=i["cls_labels"]).loss.backward()
+        grads[backend] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    for n, g in grads["eager"].items():
+        assert torch.allclose(g, grads["triton"][n], atol=1e-5), n

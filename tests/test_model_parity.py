@@ -1,0 +1,78 @@
+"""Parity with the original DNABERT-2 code (fixtures in tests/fixtures/parity, see their README).
+
+Models are loaded the way users load them: AutoModel* with trust_remote_code from a folder
+written by save_pretrained."""
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+ATOL = 1e-5
+BACKENDS = ("eager", "sdpa")
+
+
+def _close(actual, expected, atol=ATOL):
+    err = (actual - expected).abs().max().item()
+    assert err <= atol, f"max abs error {err:.3g} > {atol}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_encoder_matches_original(parity, saved_parity_models, backend):
+    model = AutoModel.from_pretrained(
+        saved_parity_models(parity.name, "cls"), trust_remote_code=True, attn_implementation=backend
+    ).eval()
+    assert model.config._attn_implementation == backend
+    i = parity.inputs
+    with torch.no_grad():
+        out = model(input_ids=i["input_ids"], attention_mask=i["attention_mask"], token_type_ids=i["token_type_ids"])
+    _close(out.last_hidden_state[parity.real], parity.outputs["last_hidden_state"][parity.real])
+    assert torch.all(out.last_hidden_state[~parity.real] == 0), "padding positions must be exactly 0"
+    _close(out.pooler_output, parity.outputs["pooled_output"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_lm_matches_original(parity, saved_parity_models, backend):
+    model = AutoModelForMaskedLM.from_pretrained(
+        saved_parity_models(parity.name, "mlm"), trust_remote_code=True, attn_implementation=backend
+    ).eval()
+    i = parity.inputs
+    with torch.no_grad():
+        labelled = model(
+            input_ids=i["mlm_input_ids"], attention_mask=i["attention_mask"],
+            token_type_ids=i["token_type_ids"], labels=i["mlm_labels"],
+        )
+        unlabelled = model(input_ids=i["input_ids"], attention_mask=i["attention_mask"])
+    _close(labelled.loss, parity.outputs["mlm_loss"])
+    assert labelled.logits.shape == parity.outputs["mlm_logits_at_labels"].shape  # only labelled rows
+    _close(labelled.logits, parity.outputs["mlm_logits_at_labels"])
+    row1 = parity.outputs["mlm_logits_row1"]
+    _close(unlabelled.logits[1, : row1.shape[0]], row1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sequence_classification_matches_original(parity, saved_parity_models, backend):
+    model = AutoModelForSequenceClassification.from_pretrained(
+        saved_parity_models(parity.name, "cls"), trust_remote_code=True, attn_implementation=backend
+    ).eval()
+    i = parity.inputs
+    with torch.no_grad():
+        out = model(input_ids=i["input_ids"], attention_mask=i["attention_mask"], labels=i["cls_labels"])
+    _close(out.logits, parity.outputs["cls_logits"])
+    _close(out.loss, parity.outputs["cls_loss"])
+
+
+def test_alibi_slopes_follow_original_head_order(parity):
+    from dnabert2.bert_attention import alibi_slopes
+
+    expected = parity.outputs["alibi_slopes"]
+    assert torch.equal(torch.tensor(alibi_slopes(expected.numel()), dtype=torch.float32), expected)
+
+
+def test_layer_outputs_match_original_unpadded_layout(parity, no_grad):
+    model = parity.model("cls")
+    i = parity.inputs
+    out = model.bert(i["input_ids"], i["attention_mask"], output_hidden_states=True)
+    embeddings, *layers = out.hidden_states
+    _close(embeddings[parity.real], parity.outputs["embedding_output"][parity.real])
+    for n, layer in enumerate(layers):
+        _close(layer[parity.real], parity.outputs[f"layer{n}_output_unpadded"])
