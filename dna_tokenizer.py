@@ -147,6 +147,19 @@ def save_for_transformers(tokenizer: Tokenizer, output_dir: str, model_max_lengt
             f.write("\n")
 
 
+def load_tokenizer(path: str):
+    """Load a tokenizer folder written by save_for_transformers as PreTrainedTokenizerFast.
+
+    Unlike AutoTokenizer this never reads the model's config.json (which names remote code), and
+    it is the same class on transformers 4.x and 5.x.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    if not os.path.isfile(os.path.join(path, "tokenizer.json")):
+        raise FileNotFoundError(f"{path}: no tokenizer.json")
+    return PreTrainedTokenizerFast.from_pretrained(path)
+
+
 def bp_per_token(tokenizer: Tokenizer, sequences: list[str]) -> float:
     """Mean base pairs per token over `sequences`, not counting [CLS]/[SEP]."""
     encodings = tokenizer.encode_batch(sequences, add_special_tokens=False)

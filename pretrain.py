@@ -1,0 +1,211 @@
+"""MLM pretraining of DNABERT-2 on genomes with the transformers Trainer.
+
+    python pretrain.py --model_config dnabert2-small --train_files data/genomes/*.fa.gz \
+        --output_dir runs/small --max_steps 2000 --per_device_train_batch_size 32 --learning_rate 1e-3
+
+All TrainingArguments are available (bf16, gradient accumulation and checkpointing, FSDP /
+DeepSpeed, push_to_hub, ...); torchrun / accelerate launch it on several processes. Data logic
+lives in pretraining_data.py; see its docstring for how crops are drawn and held out.
+"""
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+from dnabert2.configuration_bert import BertConfig
+from dnabert2.dna_tokenizer import load_tokenizer
+from dnabert2.modeling_bert import BertForMaskedLM
+from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, heldout_examples, scan_records
+from dnabert2.training_callbacks import (
+    CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, copy_tokenizer_files, plot_curves,
+)
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+PRESETS = {
+    # The published DNABERT-2-117M hyperparameters.
+    "dnabert2-117m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    # A demo-scale model that trains on 2 CPU cores in an hour or two (~5M parameters).
+    "dnabert2-small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    # For tests and smoke runs only.
+    "dnabert2-tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
+}
+
+
+@dataclass
+class ModelArguments:
+    model_config: str = field(default="dnabert2-small", metadata={"help": f"preset {sorted(PRESETS)} or a config JSON path"})
+    tokenizer: str = field(default=REPO_ROOT, metadata={"help": "folder with tokenizer.json and tokenizer_config.json"})
+    init_from: str | None = field(default=None, metadata={"help": "continue from this checkpoint folder (weights and config)"})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa or triton (CUDA)"})
+
+
+@dataclass
+class DataArguments:
+    train_files: list[str] = field(default_factory=list, metadata={"help": "FASTA / FASTA.gz / bgzip / text files"})
+    eval_files: list[str] = field(default_factory=list, metadata={"help": "held-out files; default: each record's tail"})
+    eval_fraction: float = field(default=0.02, metadata={"help": "tail of each training record held out for eval"})
+    min_bp: int = field(default=200, metadata={"help": "shortest training crop"})
+    max_bp: int = field(default=1000, metadata={"help": "longest training crop (also the eval window)"})
+    rc_prob: float = field(default=0.5, metadata={"help": "probability of reverse-complementing a crop"})
+    max_n_fraction: float = field(default=0.1, metadata={"help": "skip crops with more N than this"})
+    mlm_probability: float = field(default=0.15)
+    max_eval_examples: int = field(default=512)
+    shuffle_buffer: int = field(default=4096, metadata={"help": "crops held for shuffling"})
+
+
+@dataclass
+class RunArguments:
+    max_train_minutes: float = field(default=0.0, metadata={"help": "stop and save after this wall time (0: off)"})
+    record_batches: bool = field(default=False, metadata={"help": "write a fingerprint of every batch per rank"})
+
+
+def load_config(model_args: ModelArguments, vocab_size: int) -> BertConfig:
+    spec = model_args.model_config
+    if spec in PRESETS:
+        fields = PRESETS[spec]
+    elif spec.endswith(".json") and os.path.isfile(spec):
+        with open(spec) as f:
+            fields = json.load(f)
+    else:
+        raise ValueError(f"--model_config {spec!r} is neither a preset {sorted(PRESETS)} nor an existing .json file")
+    fields = {k: v for k, v in fields.items() if k not in ("auto_map", "architectures", "model_type")}
+    fields.setdefault("vocab_size", vocab_size)
+    if fields["vocab_size"] != vocab_size:
+        raise ValueError(f"config vocab_size={fields['vocab_size']} but the tokenizer has {vocab_size} tokens")
+    return BertConfig(**fields, attn_implementation=model_args.attn_implementation)
+
+
+def mlm_accuracy(eval_pred) -> dict:
+    """Accuracy on the masked positions (predictions and labels are both (examples, L))."""
+    predictions, labels = eval_pred.predictions, eval_pred.label_ids
+    masked = labels != -100
+    return {"mlm_accuracy": float((predictions[masked] == labels[masked]).mean())}
+
+
+def argmax_logits(logits, labels):
+    """Keep only the predicted ids, so evaluation never accumulates (positions, vocab) logits.
+
+    With labels the model returns logits only for the labelled positions; put their argmax back
+    into a (batch, L) grid (-100 elsewhere) so that Trainer can concatenate and truncate per example.
+    """
+    predictions = torch.full_like(labels, -100)
+    predictions[labels != -100] = logits.argmax(dim=-1)
+    return predictions
+
+
+class MLMTrainer(Trainer):
+    """Trainer that logs the padding fraction and, optionally, a fingerprint of every batch."""
+
+    def __init__(self, *args, collator: MLMCollator, record_batches: bool = False, **kwargs):
+        super().__init__(*args, data_collator=collator, **kwargs)
+        self.collator = collator
+        self.record_path = None
+        if record_batches:
+            self.record_path = os.path.join(self.args.output_dir, f"batches_rank{self.args.process_index}.jsonl")
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        if self.record_path:
+            digest = hashlib.sha1(inputs["input_ids"].cpu().numpy().tobytes() + inputs["labels"].cpu().numpy().tobytes())
+            os.makedirs(os.path.dirname(self.record_path), exist_ok=True)
+            with open(self.record_path, "a") as f:
+                f.write(json.dumps({"step": self.state.global_step + 1, "batch": digest.hexdigest(), "loss": float(loss)}) + "\n")
+        return loss
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs:
+            logs["padding_fraction"] = round(self.collator.padding_fraction(), 4)
+        super().log(logs, *args, **kwargs)
+
+
+def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, run_args: RunArguments):
+    """Validate the arguments and build (trainer, eval examples)."""
+    if not data_args.train_files:
+        raise ValueError("give --train_files (FASTA, FASTA.gz, bgzip or one-sequence-per-line files)")
+    if data_args.min_bp > data_args.max_bp:
+        raise ValueError(f"--min_bp {data_args.min_bp} is larger than --max_bp {data_args.max_bp}")
+    if data_args.min_bp < 1:
+        raise ValueError(f"--min_bp must be positive, got {data_args.min_bp}")
+    if training_args.max_steps <= 0:
+        raise ValueError("the training data is a stream: set --max_steps")
+    for path in data_args.train_files + data_args.eval_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such file")
+
+    tokenizer = load_tokenizer(model_args.tokenizer)
+    if model_args.init_from:
+        model = BertForMaskedLM.from_pretrained(model_args.init_from, attn_implementation=model_args.attn_implementation)
+        if model.config.vocab_size != len(tokenizer):
+            raise ValueError(f"{model_args.init_from} has vocab_size {model.config.vocab_size}, the tokenizer {len(tokenizer)}")
+    else:
+        model = BertForMaskedLM(load_config(model_args, len(tokenizer)))
+
+    eval_fraction = 0.0 if data_args.eval_files else data_args.eval_fraction
+    spans = scan_records(data_args.train_files, eval_fraction, data_args.min_bp)
+    eval_spans = scan_records(data_args.eval_files, 1.0, 0) if data_args.eval_files else spans
+    # Every process reads its own shard of the stream (batches of different processes differ in length,
+    # which accelerate's default dispatching cannot concatenate).
+    training_args.accelerator_config.dispatch_batches = False
+    group = training_args.per_device_train_batch_size
+    train_data = GenomeCropStream(
+        spans, tokenizer, data_args.min_bp, data_args.max_bp, data_args.rc_prob, data_args.max_n_fraction,
+        seed=training_args.seed, mlm_probability=data_args.mlm_probability, group_size=group,
+        shuffle_buffer=data_args.shuffle_buffer,
+    )
+    eval_data = None
+    if training_args.eval_strategy != "no" or training_args.do_eval:
+        eval_data = heldout_examples(
+            eval_spans, tokenizer, data_args.max_bp, data_args.max_eval_examples, training_args.seed,
+            data_args.mlm_probability,
+        )
+
+    callbacks = [TokenizerFilesCallback(model_args.tokenizer), CSVLogCallback(os.path.join(training_args.output_dir, "log.csv"))]
+    if run_args.max_train_minutes > 0:
+        callbacks.append(TimeBudgetCallback(run_args.max_train_minutes))
+    trainer = MLMTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        collator=MLMCollator(tokenizer),
+        compute_metrics=mlm_accuracy,
+        preprocess_logits_for_metrics=argmax_logits,
+        callbacks=callbacks,
+        record_batches=run_args.record_batches,
+    )
+    return trainer, tokenizer
+
+
+def main(argv=None) -> int:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
+    model_args, data_args, training_args, run_args = parser.parse_args_into_dataclasses(args=argv)
+    set_seed(training_args.seed)
+    trainer, _ = build(model_args, data_args, training_args, run_args)
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)  # weights, config with auto_map, code files
+    metrics = dict(result.metrics)
+    if trainer.eval_dataset is not None:
+        metrics.update(trainer.evaluate())  # every process takes part
+    metrics["padding_fraction"] = trainer.collator.padding_fraction()
+    trainer.save_metrics("all", metrics)
+    if trainer.is_world_process_zero():
+        copy_tokenizer_files(model_args.tokenizer, training_args.output_dir)
+        plot_curves(
+            trainer.state.log_history,
+            os.path.join(training_args.output_dir, "curves.png"),
+            {"loss": "train loss", "eval_loss": "eval loss", "eval_mlm_accuracy": "eval MLM accuracy"},
+        )
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, indent=1))
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Data for MLM pretraining on genomes: streamed random crops, a held-out evaluation set, masking.
+
+Lives here: `GenomeCropStream` (an IterableDataset of tokenized random crops), `heldout_examples`
+(the fixed evaluation set), `MLMCollator` (15% masking, 80/10/10, padding) and the record scan
+that splits each record into a training part and a held-out tail. Not here: reading FASTA
+(genome_io.py), the model, or Trainer glue (pretrain.py).
+
+How the stream is made (deterministic given the seed and the epoch):
+- Each record's last `eval_fraction` is held out; training crops come only from the part before it.
+- Per pass over the corpus, every record is tiled from a random offset with crops of random length in
+  [min_bp, max_bp] bp; each crop is reverse-complemented with probability rc_prob.
+- Crops with more than max_n_fraction N are skipped; N runs inside kept crops stay (N is a token).
+- Files are interleaved round-robin and crops pass through a shuffle buffer, then are grouped
+  into batches of similar token length (little padding) whose order is shuffled again.
+- Each process (torchrun) and DataLoader worker takes every k-th batch group, so ranks see
+  different data and no batch is sent between processes.
+"""
+
+import itertools
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .genome_io import iter_record_chunks, reverse_complement
+
+SPECIAL_IDS_BELOW = 5  # ids 0..4 are [UNK] [CLS] [SEP] [PAD] [MASK]; never masked, never sampled
+
+
+@dataclass(frozen=True)
+class RecordSpan:
+    path: str
+    index: int  # record number within its file
+    name: str
+    length: int
+    train_end: int  # crops for training lie in [0, train_end); [train_end, length) is held out
+
+
+def scan_records(paths: list[str], eval_fraction: float, min_bp: int) -> list[RecordSpan]:
+    """One streaming pass over the inputs to learn the record lengths (bounded memory)."""
+    spans = []
+    for path in paths:
+        for index, (record, pieces) in enumerate(iter_record_chunks(path)):
+            length = sum(len(p) for p in pieces)
+            held_out = math.ceil(length * eval_fraction) if eval_fraction > 0 else 0
+            spans.append(RecordSpan(path, index, record.name, length, length - held_out))
+    usable = [s for s in spans if s.train_end >= min_bp]
+    if not usable:
+        longest = max((s.train_end for s in spans), default=0)
+        raise ValueError(
+            f"no record has a training region of at least min_bp={min_bp} bp (longest: {longest} bp "
+            f"after holding out eval_fraction={eval_fraction}) in {', '.join(paths)}"
+        )
+    return spans
+
+
+def _regions(path: str, regions: dict[int, tuple[int, int]]) -> Iterator[tuple[int, Iterator[str]]]:
+    """One pass over `path`: for each record index in `regions`, (index, pieces of [start, end))."""
+    for index, (_, pieces) in enumerate(iter_record_chunks(path)):
+        if index not in regions:
+            for _ in pieces:  # skip the record without keeping it
+                pass
+            continue
+        start, end = regions[index]
+
+        def clipped(pieces=pieces, start=start, end=end):
+            position = 0
+            for piece in pieces:
+                lo, hi = max(start - position, 0), min(end - position, len(piece))
+                if lo < hi:
+                    yield piece[lo:hi]
+                position += len(piece)
+            # the loop runs to the end of the record so that the reader is positioned at the next one
+
+        yield index, clipped()
+
+
+def _tile(pieces: Iterator[str], lengths: Iterator[int], min_bp: int) -> Iterator[str]:
+    """Cut a stream of pieces into consecutive tiles of the given lengths; a last tile >= min_bp is kept."""
+    length = next(lengths)
+    buffer = ""
+    for piece in pieces:
+        buffer += piece
+        while len(buffer) >= length:
+            yield buffer[:length]
+            buffer = buffer[length:]
+            length = next(lengths)
+    if len(buffer) >= min_bp:
+        yield buffer
+
+
+def _shard() -> tuple[int, int]:
+    """(index, count) of this reader among all processes and DataLoader workers."""
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    worker = get_worker_info()
+    workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
+    return rank * workers + worker_id, world * workers
+
+
+class GenomeCropStream(IterableDataset):
+    """Endless stream of masked, tokenized training crops: pass after pass over the corpus.
+
+    Everything random (offsets, lengths, strands, order, masks) comes from one generator seeded
+    by (seed, pass), so the stream is a pure function of the seed: Trainer resumes a run by
+    replaying it up to the checkpoint's step, and gets exactly the batches it would have seen.
+    """
+
+    def __init__(
+        self,
+        spans: list[RecordSpan],
+        tokenizer,
+        min_bp: int,
+        max_bp: int,
+        rc_prob: float = 0.5,
+        max_n_fraction: float = 0.1,
+        seed: int = 42,
+        mlm_probability: float = 0.15,
+        group_size: int = 8,
+        shuffle_buffer: int = 4096,
+        groups_per_sort: int = 32,
+    ):
+        self.spans = [s for s in spans if s.train_end >= min_bp]
+        self.tokenizer = tokenizer
+        self.min_bp, self.max_bp = min_bp, max_bp
+        self.rc_prob, self.max_n_fraction = rc_prob, max_n_fraction
+        self.seed = seed
+        self.masker = MLMMasker(tokenizer, mlm_probability)
+        self.group_size, self.shuffle_buffer, self.groups_per_sort = group_size, shuffle_buffer, groups_per_sort
+
+    def _crops(self, rng: random.Random) -> Iterator[str]:
+        regions: dict[str, dict[int, tuple[int, int]]] = {}
+        for span in self.spans:  # a random offset per record and epoch
+            offset = rng.randrange(0, max(1, min(self.max_bp, span.train_end - self.min_bp + 1)))
+            regions.setdefault(span.path, {})[span.index] = (offset, span.train_end)
+        lengths = iter(lambda: rng.randint(self.min_bp, self.max_bp), None)
+
+        def file_crops(path):
+            for _, pieces in _regions(path, regions[path]):
+                yield from _tile(pieces, lengths, self.min_bp)
+
+        streams = [file_crops(path) for path in regions]
+        while streams:  # round-robin over files so that organisms mix
+            for stream in list(streams):
+                crop = next(stream, None)
+                if crop is None:
+                    streams.remove(stream)
+                elif crop.count("N") <= self.max_n_fraction * len(crop):
+                    yield reverse_complement(crop) if rng.random() < self.rc_prob else crop
+
+    def _shuffled(self, rng: random.Random) -> Iterator[str]:
+        buffer: list[str] = []
+        for crop in self._crops(rng):
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(crop)
+                continue
+            i = rng.randrange(len(buffer))
+            yield buffer[i]
+            buffer[i] = crop
+        rng.shuffle(buffer)
+        yield from buffer
+
+    def _groups(self, rng: random.Random) -> Iterator[list[list[int]]]:
+        """Batches of `group_size` tokenized crops of similar length, in shuffled order."""
+        pending: list[str] = []
+
+        def flush():
+            ids = self.tokenizer(pending, add_special_tokens=True)["input_ids"]
+            ids.sort(key=len)
+            groups = [ids[i : i + self.group_size] for i in range(0, len(ids) - self.group_size + 1, self.group_size)]
+            rng.shuffle(groups)
+            return groups
+
+        for crop in self._shuffled(rng):
+            pending.append(crop)
+            if len(pending) == self.group_size * self.groups_per_sort:
+                yield from flush()
+                pending = []
+        if len(pending) >= self.group_size:
+            yield from flush()
+
+    def passes(self, count: int | None = None) -> Iterator[dict]:
+        """The stream, limited to `count` passes over the corpus (None: endless)."""
+        shard_index, num_shards = _shard()
+        n = 0
+        for pass_index in itertools.count() if count is None else range(count):
+            rng = random.Random(f"{self.seed}-{pass_index}")
+            generator = torch.Generator().manual_seed(rng.getrandbits(62))
+            for group in self._groups(rng):
+                if n % num_shards == shard_index:
+                    for ids in group:
+                        masked, labels = self.masker(torch.tensor(ids), generator)
+                        yield {"input_ids": masked, "labels": labels}
+                n += 1
+
+    def __iter__(self):
+        return self.passes()
+
+
+def heldout_examples(
+    spans: list[RecordSpan], tokenizer, window_bp: int, max_examples: int, seed: int = 0, mlm_probability: float = 0.15
+) -> list[dict]:
+    """The fixed evaluation set: the held-out tail of each record tiled into window_bp pieces.
+
+    Windows with more than 10% N are skipped; at most max_examples are kept (evenly spread).
+    Masks are drawn once here (seeded), so every evaluation scores the same positions.
+    """
+    windows = []
+    regions: dict[str, dict[int, tuple[int, int]]] = {}
+    for span in spans:
+        regions.setdefault(span.path, {})[span.index] = (span.train_end, span.length)
+    for path, file_regions in regions.items():
+        for _, pieces in _regions(path, file_regions):
+            windows.extend(_tile(pieces, iter(lambda: window_bp, None), window_bp // 4))
+    windows = [w for w in windows if w.count("N") <= 0.1 * len(w)]
+    if not windows:
+        raise ValueError("the held-out regions hold no usable window; raise eval_fraction or give eval files")
+    if len(windows) > max_examples:
+        step = len(windows) / max_examples
+        windows = [windows[int(i * step)] for i in range(max_examples)]
+    generator = torch.Generator().manual_seed(seed)
+    masker = MLMMasker(tokenizer, mlm_probability)
+    examples = []
+    for ids in tokenizer(windows, add_special_tokens=True)["input_ids"]:
+        input_ids, labels = masker(torch.tensor(ids), generator)
+        examples.append({"input_ids": input_ids.tolist(), "labels": labels.tolist()})
+    return examples
+
+
+class MLMMasker:
+    """BERT masking: `mlm_probability` of the non-special tokens are chosen; of those 80% become
+    [MASK], 10% a random non-special token and 10% stay. Labels are the original ids at the
+    chosen positions and -100 elsewhere."""
+
+    def __init__(self, tokenizer, mlm_probability: float = 0.15):
+        self.mask_id = tokenizer.mask_token_id
+        self.vocab_size = len(tokenizer)
+        self.mlm_probability = mlm_probability
+
+    def __call__(self, ids: torch.Tensor, generator: torch.Generator):
+        """ids (..., L) -> (masked ids, labels)."""
+        eligible = ids >= SPECIAL_IDS_BELOW
+        chosen = eligible & (torch.rand(ids.shape, generator=generator) < self.mlm_probability)
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        roll = torch.rand(ids.shape, generator=generator)
+        random_ids = torch.randint(SPECIAL_IDS_BELOW, self.vocab_size, ids.shape, generator=generator)
+        masked = torch.where(chosen & (roll < 0.8), torch.full_like(ids, self.mask_id), ids)
+        masked = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, masked)
+        return masked, labels
+
+
+class MLMCollator:
+    """Pads masked examples ({"input_ids", "labels"}) into a batch and counts the padding."""
+
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+        self.pad_id = tokenizer.pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.real_tokens = 0
+        self.padded_tokens = 0
+
+    def __call__(self, examples: list[dict]) -> dict:
+        length = max(len(e["input_ids"]) for e in examples)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        ids = torch.full((len(examples), length), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), length), -100, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+        for row, e in enumerate(examples):
+            n = len(e["input_ids"])
+            ids[row, :n] = torch.as_tensor(e["input_ids"])
+            labels[row, :n] = torch.as_tensor(e["labels"])
+            attention_mask[row, :n] = 1
+        self.real_tokens += int(attention_mask.sum())
+        self.padded_tokens += attention_mask.numel()
+        return {"input_ids": ids, "attention_mask": attention_mask, "labels": labels}
+
+    def padding_fraction(self) -> float:
+        return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0

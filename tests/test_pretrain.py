@@ -1,0 +1,208 @@
+"""pretrain.py: a real (tiny) training run, resume, torchrun, masking, data stream and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT
+from dnabert2 import pretrain
+from dnabert2.dna_tokenizer import load_tokenizer
+from dnabert2.genome_io import iter_records
+from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, MLMMasker, heldout_examples, scan_records
+
+LAMBDA = str(REPO_ROOT / "data" / "genomes" / "phage_lambda.fa.gz")
+MITO = str(REPO_ROOT / "data" / "genomes" / "human_mito.fa.gz")
+COMMON = [
+    "--model_config", "dnabert2-tiny", "--train_files", LAMBDA, MITO, "--min_bp", "100", "--max_bp", "400",
+    "--per_device_train_batch_size", "8", "--learning_rate", "3e-3", "--warmup_steps", "2",
+    "--report_to", "none", "--dataloader_pin_memory", "false", "--disable_tqdm", "true", "--seed", "7",
+]
+
+
+def run(output_dir, *extra):
+    return pretrain.main([*COMMON, "--output_dir", str(output_dir), *extra])
+
+
+def read_batches(path):
+    return [json.loads(line) for line in open(path)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(str(REPO_ROOT))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    run(out, "--max_steps", "30", "--logging_steps", "5", "--eval_strategy", "steps", "--eval_steps", "30",
+        "--save_steps", "30", "--max_eval_examples", "16")
+    return out
+
+
+def test_smoke_run_learns(smoke_run):
+    log = json.loads((smoke_run / "checkpoint-30" / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in log if "loss" in h]
+    assert len(losses) == 6
+    assert losses[-1] < losses[0] - 0.5, f"loss did not clearly decrease: {losses}"
+
+
+def test_smoke_run_reports_padding_metrics_and_curves(smoke_run):
+    results = json.loads((smoke_run / "all_results.json").read_text())
+    assert 0.0 <= results["padding_fraction"] < 0.5
+    assert 0.0 <= results["eval_mlm_accuracy"] <= 1.0 and results["eval_loss"] > 0
+    assert (smoke_run / "curves.png").stat().st_size > 0
+    assert "padding_fraction" in (smoke_run / "log.csv").read_text().splitlines()[0]
+
+
+def test_checkpoints_are_hub_folders_that_load_offline_in_a_fresh_process(smoke_run):
+    for folder in (smoke_run, smoke_run / "checkpoint-30"):
+        names = set(os.listdir(folder))
+        assert {"config.json", "model.safetensors", "modeling_bert.py", "tokenizer.json", "tokenizer_config.json"} <= names
+        script = (
+            "import sys; from transformers import AutoModelForMaskedLM, AutoTokenizer;"
+            "m = AutoModelForMaskedLM.from_pretrained(sys.argv[1], trust_remote_code=True);"
+            "t = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True);"
+            "print(m(**t(['ACGTAGGATTACA'], return_tensors='pt')).logits.shape)"
+        )
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        result = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "4096" in result.stdout
+
+
+def test_resume_continues_with_the_same_batches_and_losses(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = ["--max_steps", "12", "--save_steps", "6", "--record_batches", "true", "--logging_steps", "100"]
+    run(straight, *args)
+    run(resumed, *args, "--resume_from_checkpoint", str(straight / "checkpoint-6"))
+    expected = [b for b in read_batches(straight / "batches_rank0.jsonl") if b["step"] > 6]
+    got = read_batches(resumed / "batches_rank0.jsonl")
+    assert [b["step"] for b in got] == list(range(7, 13))
+    assert [b["batch"] for b in got] == [b["batch"] for b in expected]
+    for a, b in zip(got, expected):
+        assert abs(a["loss"] - b["loss"]) < 1e-4
+
+
+def test_torchrun_two_processes_see_different_data(tmp_path):
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        str(REPO_ROOT / "pretrain.py"), *COMMON, "--output_dir", str(tmp_path), "--max_steps", "4",
+        "--record_batches", "true", "--use_cpu", "--ddp_backend", "gloo", "--save_strategy", "no",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [read_batches(tmp_path / f"batches_rank{r}.jsonl") for r in (0, 1)]
+    assert [b["step"] for b in ranks[0]] == [b["step"] for b in ranks[1]] == [1, 2, 3, 4]
+    assert all(a["batch"] != b["batch"] for a, b in zip(*ranks))
+
+
+# --- masking ----------------------------------------------------------------------------------
+
+def test_masking_rates_and_special_tokens(tokenizer):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 4096, (400, 500), generator=g)
+    ids[:, 0], ids[:, -1], ids[:, 100] = 1, 2, 0  # [CLS], [SEP], an [UNK] inside
+    masked, labels = MLMMasker(tokenizer)(ids, torch.Generator().manual_seed(1))
+    chosen = labels != -100
+    eligible = ids >= 5
+    assert not chosen[~eligible].any(), "special tokens are never chosen"
+    rate = chosen.sum() / eligible.sum()
+    assert abs(rate - 0.15) < 0.005
+    assert torch.equal(labels[chosen], ids[chosen])
+    to_mask = (masked[chosen] == tokenizer.mask_token_id).float().mean()
+    unchanged = (masked[chosen] == ids[chosen]).float().mean()
+    assert abs(to_mask - 0.8) < 0.01
+    assert abs(unchanged - 0.1) < 0.01  # plus the rare random draw of the same id
+    assert torch.equal(masked[~chosen], ids[~chosen])
+    assert (masked[chosen & (masked != tokenizer.mask_token_id)] >= 5).all(), "random replacements are real tokens"
+
+
+def test_collator_pads_and_never_labels_padding(tokenizer):
+    collator = MLMCollator(tokenizer)
+    batch = collator([
+        {"input_ids": [1] + [7] * 50 + [2], "labels": [-100] + [7] * 50 + [-100]},
+        {"input_ids": [1, 9, 2], "labels": [-100, 9, -100]},
+    ])
+    assert batch["input_ids"].shape == (2, 52)
+    assert (batch["input_ids"][1, 3:] == tokenizer.pad_token_id).all()
+    assert (batch["labels"][1, 3:] == -100).all() and batch["labels"][1, 1] == 9
+    assert collator.padding_fraction() == pytest.approx(1 - 55 / 104)
+
+
+# --- the data stream --------------------------------------------------------------------------
+
+def _stream(tokenizer, **kwargs):
+    spans = scan_records([LAMBDA], 0.05, 100)
+    defaults = dict(min_bp=100, max_bp=300, rc_prob=0.0, seed=3, group_size=4, shuffle_buffer=64)
+    return spans, GenomeCropStream(spans, tokenizer, **{**defaults, **kwargs})
+
+
+def test_stream_is_deterministic_and_each_pass_differs(tokenizer):
+    _, stream = _stream(tokenizer)
+    first = [e["input_ids"].tolist() for e in stream.passes(2)]
+    assert first == [e["input_ids"].tolist() for e in stream.passes(2)]
+    one_pass = len([e for e in stream.passes(1)])
+    assert first[:one_pass] != first[one_pass : 2 * one_pass]
+
+
+def test_training_crops_never_touch_the_held_out_tail(tokenizer):
+    spans, stream = _stream(tokenizer)
+    (_, genome), = iter_records([LAMBDA])
+    train_region, tail = genome[: spans[0].train_end], genome[spans[0].train_end :]
+    unmasked = [torch.where(e["labels"] == -100, e["input_ids"], e["labels"]) for e in stream.passes(1)]
+    crops = ["".join(tokenizer.convert_ids_to_tokens(ids[1:-1])) for ids in unmasked]
+    assert all(c in train_region for c in crops)
+    assert all(100 <= len(c) <= 300 for c in crops[:-1])
+    for example in heldout_examples(spans, tokenizer, 300, 100):
+        ids = [i for i, l in zip(example["input_ids"], example["labels"]) if l == -100 and i > 4]
+        assert len(ids) > 0
+    assert len(tail) == spans[0].length - spans[0].train_end
+
+
+def test_reverse_complement_augmentation(tokenizer):
+    _, plain = _stream(tokenizer, rc_prob=0.0)
+    _, flipped = _stream(tokenizer, rc_prob=1.0)
+    (_, genome), = iter_records([LAMBDA])
+    unmasked = [torch.where(e["labels"] == -100, e["input_ids"], e["labels"]) for e in flipped.passes(1)]
+    crops = ["".join(tokenizer.convert_ids_to_tokens(ids[1:-1])) for ids in unmasked]
+    from dnabert2.genome_io import reverse_complement
+
+    assert all(reverse_complement(c) in genome for c in crops[:20])
+
+
+def test_batches_group_similar_lengths(tokenizer):
+    _, stream = _stream(tokenizer, group_size=8)
+    collator = MLMCollator(tokenizer)
+    examples = list(stream.passes(1))
+    for i in range(0, len(examples) - 7, 8):
+        collator(examples[i : i + 8])
+    assert collator.padding_fraction() < 0.15
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "extra,error,message",
+    [
+        (["--train_files", "missing.fa"], FileNotFoundError, "missing.fa: no such file"),
+        (["--min_bp", "500", "--max_bp", "100"], ValueError, "min_bp 500 is larger than --max_bp 100"),
+        (["--model_config", "dnabert2-huge"], ValueError, "neither a preset"),
+        (["--min_bp", "60000", "--max_bp", "70000"], ValueError, "no record has a training region of at least"),
+    ],
+    ids=["missing-file", "min-gt-max", "unknown-preset", "corpus-too-short"],
+)
+def test_bad_arguments_are_refused(tmp_path, extra, error, message):
+    with pytest.raises(error, match=message):
+        run(tmp_path, "--max_steps", "2", *extra)
+
+
+def test_non_fasta_training_file_is_refused(tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("sequence,label\nACGT,1\n")
+    with pytest.raises(ValueError, match=r"labels\.csv:1: unexpected character"):
+        run(tmp_path / "out", "--max_steps", "2", "--train_files", str(bad))

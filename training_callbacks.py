@@ -1,0 +1,99 @@
+"""Trainer callbacks shared by pretrain.py and finetune_gue.py.
+
+Lives here: complete Hub folders at every save (tokenizer files next to the weights and code),
+CSV logging, a wall-clock budget, and the end-of-run curve plot. Not here: data or models.
+"""
+
+import csv
+import os
+import shutil
+import time
+
+from transformers import TrainerCallback
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def copy_tokenizer_files(tokenizer_dir: str, output_dir: str) -> None:
+    """Copy the tokenizer files as they are.
+
+    `tokenizer.save_pretrained` on transformers 5 writes tokenizer_class "TokenizersBackend",
+    which transformers 4.x cannot load; the source files pin PreTrainedTokenizerFast.
+    """
+    missing = [f for f in TOKENIZER_FILES[:2] if not os.path.isfile(os.path.join(tokenizer_dir, f))]
+    if missing:
+        raise FileNotFoundError(f"{tokenizer_dir}: missing tokenizer file(s) {', '.join(missing)}")
+    os.makedirs(output_dir, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        src = os.path.join(tokenizer_dir, name)
+        if os.path.isfile(src):
+            shutil.copyfile(src, os.path.join(output_dir, name))
+
+
+class TokenizerFilesCallback(TrainerCallback):
+    """Put the tokenizer files into every checkpoint folder, so each one is a loadable Hub folder."""
+
+    def __init__(self, tokenizer_dir: str):
+        self.tokenizer_dir = tokenizer_dir
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            copy_tokenizer_files(self.tokenizer_dir, os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+
+
+class CSVLogCallback(TrainerCallback):
+    """Append every log entry (train and eval) to OUTPUT_DIR/log.csv, one row per entry."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        rows = [{"step": h.get("step"), **h} for h in state.log_history]
+        fields = sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k != "epoch", k))
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
+
+class TimeBudgetCallback(TrainerCallback):
+    """Stop training (and save) once `minutes` of wall time have passed."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.start is not None and time.monotonic() - self.start > self.seconds:
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_evaluate = True
+
+
+def plot_curves(log_history: list[dict], path: str, metrics: dict[str, str]) -> None:
+    """Write a PNG with one panel per metric name in `metrics` ({log key: panel title})."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(key, title) for key, title in metrics.items() if any(key in h for h in log_history)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        points = [(h["step"], h[key]) for h in log_history if key in h]
+        ax.plot(*zip(*points), marker="." if len(points) < 50 else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
