@@ -148,14 +148,14 @@ def save_for_transformers(tokenizer: Tokenizer, output_dir: str, model_max_lengt
 
 
 def load_tokenizer(path: str):
-    """Load a tokenizer folder written by save_for_transformers as PreTrainedTokenizerFast.
+    """Load a tokenizer folder (or Hub repo id) as PreTrainedTokenizerFast.
 
     Unlike AutoTokenizer this never reads the model's config.json (which names remote code), and
     it is the same class on transformers 4.x and 5.x.
     """
     from transformers import PreTrainedTokenizerFast
 
-    if not os.path.isfile(os.path.join(path, "tokenizer.json")):
+    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "tokenizer.json")):
         raise FileNotFoundError(f"{path}: no tokenizer.json")
     return PreTrainedTokenizerFast.from_pretrained(path)
 

@@ -22,7 +22,7 @@ from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.modeling_bert import BertForMaskedLM
 from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, heldout_examples, scan_records
 from dnabert2.training_callbacks import (
-    CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, copy_tokenizer_files, plot_curves,
+    CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, plot_curves, save_tokenizer,
 )
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -165,7 +165,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
             data_args.mlm_probability,
         )
 
-    callbacks = [TokenizerFilesCallback(model_args.tokenizer), CSVLogCallback(os.path.join(training_args.output_dir, "log.csv"))]
+    callbacks = [TokenizerFilesCallback(tokenizer), CSVLogCallback(os.path.join(training_args.output_dir, "log.csv"))]
     if run_args.max_train_minutes > 0:
         callbacks.append(TimeBudgetCallback(run_args.max_train_minutes))
     trainer = MLMTrainer(
@@ -177,6 +177,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
         compute_metrics=mlm_accuracy,
         preprocess_logits_for_metrics=argmax_logits,
         callbacks=callbacks,
+        processing_class=tokenizer,
         record_batches=run_args.record_batches,
     )
     return trainer, tokenizer
@@ -195,7 +196,7 @@ def main(argv=None) -> int:
     metrics["padding_fraction"] = trainer.collator.padding_fraction()
     trainer.save_metrics("all", metrics)
     if trainer.is_world_process_zero():
-        copy_tokenizer_files(model_args.tokenizer, training_args.output_dir)
+        save_tokenizer(trainer.processing_class, training_args.output_dir)
         plot_curves(
             trainer.state.log_history,
             os.path.join(training_args.output_dir, "curves.png"),

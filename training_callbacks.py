@@ -5,40 +5,39 @@ CSV logging, a wall-clock budget, and the end-of-run curve plot. Not here: data 
 """
 
 import csv
+import json
 import os
-import shutil
 import time
 
 from transformers import TrainerCallback
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+def save_tokenizer(tokenizer, output_dir: str) -> None:
+    """Write the tokenizer files so that transformers 4.x and 5.x both load them.
 
-
-def copy_tokenizer_files(tokenizer_dir: str, output_dir: str) -> None:
-    """Copy the tokenizer files as they are.
-
-    `tokenizer.save_pretrained` on transformers 5 writes tokenizer_class "TokenizersBackend",
-    which transformers 4.x cannot load; the source files pin PreTrainedTokenizerFast.
+    transformers 5 writes tokenizer_class "TokenizersBackend", a class 4.x does not have; the
+    class is pinned back to PreTrainedTokenizerFast (the same tokenizer.json either way).
     """
-    missing = [f for f in TOKENIZER_FILES[:2] if not os.path.isfile(os.path.join(tokenizer_dir, f))]
-    if missing:
-        raise FileNotFoundError(f"{tokenizer_dir}: missing tokenizer file(s) {', '.join(missing)}")
-    os.makedirs(output_dir, exist_ok=True)
-    for name in TOKENIZER_FILES:
-        src = os.path.join(tokenizer_dir, name)
-        if os.path.isfile(src):
-            shutil.copyfile(src, os.path.join(output_dir, name))
+    tokenizer.save_pretrained(output_dir)
+    path = os.path.join(output_dir, "tokenizer_config.json")
+    with open(path) as f:
+        config = json.load(f)
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    for key in ("backend", "is_local", "local_files_only"):  # load-time details, not tokenizer settings
+        config.pop(key, None)
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
 
 
 class TokenizerFilesCallback(TrainerCallback):
     """Put the tokenizer files into every checkpoint folder, so each one is a loadable Hub folder."""
 
-    def __init__(self, tokenizer_dir: str):
-        self.tokenizer_dir = tokenizer_dir
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
 
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            copy_tokenizer_files(self.tokenizer_dir, os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
+            save_tokenizer(self.tokenizer, os.path.join(args.output_dir, f"checkpoint-{state.global_step}"))
 
 
 class CSVLogCallback(TrainerCallback):

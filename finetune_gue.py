@@ -1,0 +1,290 @@
+"""Fine-tune DNABERT-2 on GUE tasks (sequence classification) with the transformers Trainer.
+
+    python finetune_gue.py                      # the demo: this repo's model on a bundled GUE sample
+    python finetune_gue.py --task tf/0 --gue_root GUE --model_name_or_path MODEL --output_dir out/tf0
+    python finetune_gue.py --tasks all --gue_root GUE --seeds 1 2 3 --output_dir out/gue
+
+The original script's argument names work (--model_name_or_path, --data_path,
+--model_max_length, --use_lora, --lora_r, --lora_alpha, --lora_dropout, --lora_target_modules,
+--run_name, --output_dir), and so does every TrainingArguments flag. `--task NAME` fills in the
+paper's per-task settings (gue.py); a flag given explicitly always wins. Best checkpoint by dev
+MCC, evaluated on test; writes test_results.json, test_predictions.csv and a Hub folder.
+"""
+
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding, HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+from dnabert2.dna_tokenizer import load_tokenizer
+from dnabert2.gue import (
+    GUEDataError, Split, classification_metrics, describe_non_acgt, discover_tasks, read_task,
+    reverse_complement_split, task_preset, write_summary,
+)
+from dnabert2.modeling_bert import BertForSequenceClassification
+from dnabert2.training_callbacks import CSVLogCallback, TokenizerFilesCallback, save_tokenizer
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+DEMO_TASK = "prom/prom_core_all"
+DEMO_GUE_ROOT = os.path.join(REPO_ROOT, "data", "gue_sample")
+GLOBAL_BATCH = 32  # the paper: 8 per device on 4 GPUs
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(default=REPO_ROOT, metadata={"help": "checkpoint folder or Hub id"})
+    use_lora: bool = field(default=False)
+    lora_r: int = field(default=8)
+    lora_alpha: int = field(default=32)
+    lora_dropout: float = field(default=0.05)
+    lora_target_modules: str = field(default="Wqkv,wo,gated_layers,dense", metadata={"help": "comma-separated"})
+    merge_lora: bool = field(default=True, metadata={"help": "also write the merged model to OUTPUT_DIR/merged"})
+    attn_implementation: str = field(default="sdpa")
+    classifier_pooling: str | None = field(default=None, metadata={"help": "pooler (default) or mean"})
+
+
+@dataclass
+class DataArguments:
+    data_path: str | None = field(default=None, metadata={"help": "folder with train.csv, dev.csv, test.csv"})
+    task: str | None = field(default=None, metadata={"help": "GUE task name, e.g. tf/0, EMP/H3, prom/prom_core_all"})
+    tasks: list[str] = field(default_factory=list, metadata={"help": "'all' or several task names (whole benchmark)"})
+    gue_root: str | None = field(default=None, metadata={"help": "folder that holds the GUE task folders"})
+    seeds: list[int] = field(default_factory=list, metadata={"help": "run each task once per seed"})
+    model_max_length: int = field(default=512, metadata={"help": "tokens, [CLS] and [SEP] included"})
+    rc_tta: bool = field(default=False, metadata={"help": "also score test with reverse-complement averaging"})
+
+
+@dataclass
+class GUETrainingArguments(TrainingArguments):
+    """TrainingArguments with the paper's common fine-tuning settings as defaults."""
+
+    output_dir: str = field(default="outputs/gue")
+    learning_rate: float = field(default=3e-5)
+    per_device_train_batch_size: int = field(default=8)
+    per_device_eval_batch_size: int = field(default=64)
+    num_train_epochs: float = field(default=3.0)
+    warmup_steps: float = field(default=50)
+    weight_decay: float = field(default=0.01)
+    eval_strategy: str = field(default="steps")
+    eval_steps: float = field(default=200)
+    save_strategy: str = field(default="steps")
+    save_steps: float = field(default=200)
+    save_total_limit: int = field(default=2)
+    load_best_model_at_end: bool = field(default=True)
+    metric_for_best_model: str = field(default="matthews_correlation")
+    greater_is_better: bool = field(default=True)
+    logging_steps: float = field(default=50)
+    report_to: str = field(default="none")
+    dataloader_pin_memory: bool = field(default=False)
+
+
+def explicit_flags(argv: list[str]) -> set[str]:
+    return {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+
+
+def apply_preset(task: str, training_args, data_args, explicit: set[str]):
+    """Fill in the paper's per-task settings wherever the user gave no flag."""
+    preset = task_preset(task)
+    updates = {
+        name: getattr(preset, name)
+        for name in ("num_train_epochs", "max_steps", "warmup_steps", "per_device_train_batch_size")
+        if name not in explicit
+    }
+    if "model_max_length" not in explicit:
+        data_args = replace(data_args, model_max_length=preset.model_max_length)
+    return replace(training_args, **updates), data_args
+
+
+def to_dataset(split: Split, tokenizer, max_length: int):
+    from datasets import Dataset
+
+    columns = {f"sequence_{i}": col for i, col in enumerate(split.sequences)}
+    dataset = Dataset.from_dict({**columns, "labels": split.labels})
+
+    def tokenize(batch):
+        texts = [batch[f"sequence_{i}"] for i in range(len(split.sequences))]
+        return tokenizer(*texts, truncation=True, max_length=max_length)
+
+    return dataset.map(tokenize, batched=True, remove_columns=list(columns))
+
+
+def argmax_logits(logits, labels):
+    """Evaluation keeps class ids only (never a stack of logits or hidden states)."""
+    return logits.argmax(dim=-1)
+
+
+def compute_metrics(eval_pred):
+    return classification_metrics(np.asarray(eval_pred.predictions), np.asarray(eval_pred.label_ids))
+
+
+def build_model(model_args: ModelArguments, num_labels: int):
+    overrides = {"classifier_pooling": model_args.classifier_pooling} if model_args.classifier_pooling else {}
+    model = BertForSequenceClassification.from_pretrained(
+        model_args.model_name_or_path, num_labels=num_labels, attn_implementation=model_args.attn_implementation, **overrides
+    )
+    if not model_args.use_lora:
+        return model
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = [m.strip() for m in model_args.lora_target_modules.split(",") if m.strip()]
+    present = {name.split(".")[-1] for name, _ in model.named_modules()}
+    unknown = [t for t in targets if t not in present]
+    if unknown:
+        raise ValueError(f"--lora_target_modules {unknown} do not exist in this model; it has e.g. Wqkv, wo, gated_layers, dense")
+    # The head (pooler + classifier) is trained in full and saved with the adapters: the pooler is
+    # not in the pretrained checkpoint, so a fresh one would differ at every load.
+    head = ["classifier"] + (["pooler"] if model.bert.pooler is not None else [])
+    modules = [
+        name for name, _ in model.named_modules()
+        if name.split(".")[-1] in targets and not any(name.startswith(f"bert.{h}") or name == h for h in head)
+    ]
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout, target_modules=modules, modules_to_save=head,
+    )
+    model = get_peft_model(model, config)
+    model.print_trainable_parameters()
+    return model
+
+
+def predict_logits(trainer: Trainer, dataset) -> np.ndarray:
+    """(examples, num_labels) test logits; the metric hooks are bypassed to keep the logits."""
+    hooks = trainer.preprocess_logits_for_metrics, trainer.compute_metrics
+    trainer.preprocess_logits_for_metrics = trainer.compute_metrics = None
+    try:
+        return np.asarray(trainer.predict(dataset, metric_key_prefix="test").predictions)
+    finally:
+        trainer.preprocess_logits_for_metrics, trainer.compute_metrics = hooks
+
+
+def write_predictions(path: str, split: Split, logits: np.ndarray, rc_logits: np.ndarray | None) -> None:
+    probs = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        header = [f"sequence_{i}" for i in range(len(split.sequences))] + ["label", "prediction"]
+        header += [f"prob_{c}" for c in range(probs.shape[1])]
+        if rc_logits is not None:
+            header.append("rc_tta_prediction")
+        writer.writerow(header)
+        for row in range(len(split.labels)):
+            values = [col[row] for col in split.sequences] + [split.labels[row], int(logits[row].argmax())]
+            values += [f"{p:.6f}" for p in probs[row]]
+            if rc_logits is not None:
+                values.append(int(((logits[row] + rc_logits[row]) / 2).argmax()))
+            writer.writerow(values)
+
+
+def run_task(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
+    """Fine-tune on one task with one seed; returns the test metrics."""
+    splits = read_task(data_args.data_path)
+    for split in splits.values():
+        if note := describe_non_acgt(split):
+            print(note)
+    num_labels = len(set(splits["train"].labels))
+    set_seed(training_args.seed)
+    tokenizer = load_tokenizer(model_args.model_name_or_path)
+    datasets = {name: to_dataset(split, tokenizer, data_args.model_max_length) for name, split in splits.items()}
+    model = build_model(model_args, num_labels)
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["dev"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=argmax_logits,
+        callbacks=[TokenizerFilesCallback(tokenizer), CSVLogCallback(os.path.join(training_args.output_dir, "log.csv"))],
+    )
+    trainer.train()
+
+    labels = np.asarray(splits["test"].labels)
+    logits = predict_logits(trainer, datasets["test"])
+    metrics = {f"test_{k}": v for k, v in classification_metrics(logits.argmax(-1), labels).items()}
+    rc_logits = None
+    if data_args.rc_tta:
+        rc_split = reverse_complement_split(splits["test"])
+        rc_logits = predict_logits(trainer, to_dataset(rc_split, tokenizer, data_args.model_max_length))
+        averaged = (logits + rc_logits) / 2
+        metrics.update({f"test_rc_tta_{k}": v for k, v in classification_metrics(averaged.argmax(-1), labels).items()})
+    metrics["best_model_checkpoint"] = trainer.state.best_model_checkpoint
+    trainer.save_metrics("test", metrics)
+    if trainer.is_world_process_zero():
+        write_predictions(os.path.join(training_args.output_dir, "test_predictions.csv"), splits["test"], logits, rc_logits)
+        save_final_model(trainer, tokenizer, model_args, training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    return metrics
+
+
+def save_final_model(trainer: Trainer, tokenizer, model_args: ModelArguments, output_dir: str) -> None:
+    trainer.save_model(output_dir)  # full model; with LoRA: the adapters (and the classifier) only
+    save_tokenizer(tokenizer, output_dir)
+    if model_args.use_lora and model_args.merge_lora:
+        merged_dir = os.path.join(output_dir, "merged")
+        trainer.model.merge_and_unload().save_pretrained(merged_dir)
+        save_tokenizer(tokenizer, merged_dir)
+
+
+def resolve_runs(data_args: DataArguments, training_args, explicit: set[str]):
+    """[(task name or None, data_args, training_args)] for every task x seed to run."""
+    if not (data_args.data_path or data_args.task or data_args.tasks):  # the embedded demo
+        data_args = replace(data_args, task=DEMO_TASK, gue_root=data_args.gue_root or DEMO_GUE_ROOT)
+    if data_args.tasks:
+        if not data_args.gue_root:
+            raise ValueError("--tasks needs --gue_root")
+        tasks = discover_tasks(data_args.gue_root) if data_args.tasks == ["all"] else data_args.tasks
+    elif data_args.task:
+        tasks = [data_args.task]
+    else:
+        tasks = [None]
+    seeds = data_args.seeds or [training_args.seed]
+    runs = []
+    for task in tasks:
+        task_data, task_training = data_args, training_args
+        if task is not None:
+            if not data_args.gue_root and not data_args.data_path:
+                raise ValueError(f"--task {task} needs --gue_root (or --data_path)")
+            path = data_args.data_path if data_args.data_path and not data_args.gue_root else os.path.join(data_args.gue_root, task)
+            task_data = replace(data_args, data_path=path)
+            task_training, task_data = apply_preset(task, training_args, task_data, explicit)
+        for seed in seeds:
+            output_dir = training_args.output_dir
+            if len(tasks) > 1 or len(seeds) > 1:
+                output_dir = os.path.join(output_dir, task or "task", f"seed_{seed}")
+            run_name = training_args.run_name or f"{task or 'task'}-seed{seed}"
+            runs.append((task, task_data, replace(task_training, seed=seed, output_dir=output_dir, run_name=run_name)))
+    return runs
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser((ModelArguments, DataArguments, GUETrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    explicit = explicit_flags(argv)
+    if "gradient_accumulation_steps" not in explicit:  # keep the paper's global batch of 32
+        per_step = training_args.per_device_train_batch_size * max(1, training_args.world_size)
+        training_args = replace(training_args, gradient_accumulation_steps=max(1, GLOBAL_BATCH // per_step))
+    results = []
+    for task, task_data, task_training in resolve_runs(data_args, training_args, explicit):
+        print(f"== {task or task_data.data_path} | seed {task_training.seed} | {task_training.output_dir}")
+        metrics = run_task(model_args, task_data, task_training)
+        results.append({"task": task or task_data.data_path, "seed": task_training.seed, **metrics})
+    if training_args.process_index == 0:
+        os.makedirs(training_args.output_dir, exist_ok=True)
+        with open(os.path.join(training_args.output_dir, "all_runs.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        table = write_summary(results, training_args.output_dir)
+        print("\nTest results (MCC x100; the paper's DNABERT-2-117M for reference):\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (GUEDataError, FileNotFoundError) as e:
+        sys.exit(f"finetune_gue.py: error: {e}")
