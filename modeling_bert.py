@@ -18,6 +18,7 @@ from .bert_attention import varlen_attention  # noqa: F401  (see below)
 from .bert_layers import BertEmbeddings, BertEncoder, activation
 from .bert_padding import PackedBatch
 from .configuration_bert import BertConfig
+from .embedding import embed
 from .flash_attn_triton import flash_attn_varlen_func  # noqa: F401  (see below)
 
 # transformers 4.x copies only the files that a local remote-code file imports *directly*
@@ -106,6 +107,10 @@ class BertModel(BertPreTrainedModel):
 
     def set_input_embeddings(self, value):
         self.embeddings.word_embeddings = value
+
+    def embed(self, tokenizer, sequences, **kwargs):
+        """Embeddings of DNA strings; see embedding.embed for pooling, windows and strand averaging."""
+        return embed(self, tokenizer, sequences, **kwargs)
 
     def forward(
         self,

@@ -1,0 +1,201 @@
+"""Embed every sequence of a FASTA or CSV file with a DNABERT-2 model.
+
+    python embed.py sequences.fa --output embeddings.npy [--model DIR_OR_HUB_ID] [--pooling mean]
+    python embed.py table.csv --output embeddings.parquet --rc-average
+
+Input: FASTA / FASTA.gz / bgzip (one embedding per record, named by its header) or a CSV with a
+`sequence` column (named by an `id` or `name` column, else the row number). It is read as a
+stream in chunks of --chunk-records. Each finished chunk is stored under OUTPUT.partial/, so a
+run that is interrupted resumes where it stopped without recomputing. The final file is written
+to a temporary name and renamed, so OUTPUT is never left truncated.
+Output: .npy (float32, n x hidden, with the names in OUTPUT.ids.txt) or .parquet (columns id,
+length_bp, embedding). Pooling and long-sequence windows: see embedding.py.
+"""
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from dnabert2.genome_io import GenomeFormatError, iter_records
+
+REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class Args:
+    input: str
+    output: str
+    model: str = REPO_ROOT
+    pooling: str = "mean"
+    rc_average: bool = False
+    batch_size: int = 16
+    max_tokens: int = 512
+    chunk_records: int = 256
+    dtype: str = "float32"
+
+
+def parse_args(argv=None) -> Args:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input")
+    p.add_argument("--output", required=True, help=".npy or .parquet")
+    p.add_argument("--model", default=REPO_ROOT, help="model folder or Hub id (default: this repo)")
+    p.add_argument("--pooling", default="mean", choices=["mean", "max", "cls"])
+    p.add_argument("--rc-average", action="store_true", help="average with the reverse complement")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-tokens", type=int, default=512, help="tokens per window for long sequences")
+    p.add_argument("--chunk-records", type=int, default=256, help="records per resumable chunk")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ns = p.parse_args(argv)
+    args = Args(**{k.replace("-", "_"): v for k, v in vars(ns).items()})
+    if not args.output.endswith((".npy", ".parquet")):
+        p.error(f"--output must end in .npy or .parquet, got {args.output}")
+    return args
+
+
+def read_csv(path: str) -> Iterator[tuple[str, str]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "sequence" not in reader.fieldnames:
+            raise GenomeFormatError(f"{path}:1: header {reader.fieldnames}; expected a 'sequence' column")
+        id_column = next((c for c in ("id", "name") if c in reader.fieldnames), None)
+        for line, row in enumerate(reader, start=2):
+            seq = (row["sequence"] or "").strip()
+            if not seq:
+                raise GenomeFormatError(f"{path}:{line}: empty sequence")
+            yield (row[id_column] if id_column else str(line - 1)), seq
+
+
+def read_records(path: str) -> Iterator[tuple[str, str]]:
+    """(name, sequence) for every record; an empty record is an error naming file and line."""
+    if path.endswith(".csv"):
+        yield from read_csv(path)
+        return
+    for record, seq in iter_records([path]):
+        if not seq:
+            raise GenomeFormatError(f"{path}:{record.line}: record {record.name!r} has no sequence")
+        yield record.name, seq
+
+
+def chunks(records: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    chunk = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _atomic_write(path: str, write) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _fingerprint(args: Args) -> dict:
+    stat = os.stat(args.input)
+    options = {k: v for k, v in asdict(args).items() if k not in ("output", "batch_size")}
+    return {**options, "input_size": stat.st_size, "input_mtime": stat.st_mtime}
+
+
+def open_work_dir(args: Args) -> str:
+    """OUTPUT.partial/: chunk files of an earlier run with the same input and options are reused."""
+    work = args.output + ".partial"
+    manifest = os.path.join(work, "manifest.json")
+    fingerprint = _fingerprint(args)
+    if os.path.isdir(work):
+        with open(manifest) as f:
+            previous = json.load(f)
+        if previous != fingerprint:
+            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
+            raise RuntimeError(
+                f"{work} holds a partial run with different {', '.join(changed)}; remove it to start over"
+            )
+        return work
+    os.makedirs(work)
+    _atomic_write(manifest, lambda p: json.dump(fingerprint, open(p, "w")))
+    return work
+
+
+def load_model(path: str, dtype: str):
+    """The encoder of any DNABERT-2 checkpoint (MLM or classifier), with this repo's code."""
+    import torch
+    from transformers.utils import logging
+
+    from dnabert2.dna_tokenizer import load_tokenizer
+    from dnabert2.modeling_bert import BertModel
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the heads a checkpoint carries beyond the encoder are expected extras
+    try:
+        model = BertModel.from_pretrained(path, add_pooling_layer=False, dtype=getattr(torch, dtype)).eval()
+    finally:
+        logging.set_verbosity(verbosity)
+    return model, load_tokenizer(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not os.path.isfile(args.input):
+        raise FileNotFoundError(f"{args.input}: no such file")
+    work = open_work_dir(args)
+    model = tokenizer = None
+    done = computed = 0
+    for k, chunk in enumerate(chunks(read_records(args.input), args.chunk_records)):
+        path = os.path.join(work, f"chunk_{k:06d}.npz")
+        done += len(chunk)
+        if os.path.isfile(path):
+            continue  # finished by an earlier run
+        if model is None:
+            model, tokenizer = load_model(args.model, args.dtype)
+        names, seqs = zip(*chunk)
+        vectors = model.embed(
+            tokenizer, list(seqs), pooling=args.pooling, batch_size=args.batch_size,
+            rc_average=args.rc_average, max_tokens=args.max_tokens,
+        )
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        _atomic_write(path, lambda p: np.savez(open(p, "wb"), ids=np.array(names), vectors=vectors, lengths=lengths))
+        computed += len(chunk)
+        print(f"{done:,} records embedded ({computed:,} in this run)", file=sys.stderr)
+    if done == 0:
+        raise GenomeFormatError(f"{args.input}: no records")
+    write_output(args.output, work)
+    shutil.rmtree(work)
+    print(f"wrote {args.output}: {done:,} embeddings", file=sys.stderr)
+    return 0
+
+
+def write_output(output: str, work: str) -> None:
+    parts = [np.load(os.path.join(work, f)) for f in sorted(os.listdir(work)) if f.endswith(".npz")]
+    ids = np.concatenate([p["ids"] for p in parts])
+    vectors = np.concatenate([p["vectors"] for p in parts]).astype(np.float32)
+    lengths = np.concatenate([p["lengths"] for p in parts])
+    if output.endswith(".npy"):
+        _atomic_write(output, lambda p: np.save(open(p, "wb"), vectors))
+        _atomic_write(output + ".ids.txt", lambda p: open(p, "w").write("".join(f"{i}\n" for i in ids)))
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "id": pa.array(ids.tolist()),
+        "length_bp": pa.array(lengths),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
+    })
+    _atomic_write(output, lambda p: pq.write_table(table, p))
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (GenomeFormatError, FileNotFoundError, RuntimeError) as e:
+        sys.exit(f"embed.py: error: {e}")

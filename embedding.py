@@ -1,0 +1,154 @@
+"""Sequence embeddings from a DNABERT-2 encoder: pooling, batching, long inputs, strand averaging.
+
+Lives here: `embed()`, also reachable as `BertModel.embed(tokenizer, sequences, ...)` on a model
+loaded with trust_remote_code. Not here: reading files (genome_io.py) or the CLI (embed.py).
+
+Rules
+- Each sequence is tokenized once, without [CLS]/[SEP]. A sequence of at most `max_tokens`
+  tokens (specials included) is encoded in one pass as [CLS] tokens [SEP].
+- A longer sequence is cut into windows of max_tokens - 2 tokens that overlap by
+  `overlap_tokens`; each window is encoded as [CLS] window [SEP]. Every token takes its vector
+  from the window in which it is farthest from an edge (cut at the middle of each overlap), so
+  each token is represented exactly once.
+- Pooling: "mean" is the mean of the token vectors ([CLS]/[SEP] excluded); "max" their
+  element-wise maximum; "cls" the [CLS] vector (the mean of the windows' [CLS] vectors for a
+  long sequence); "none" returns every token vector with its (start, end) bp span in the input.
+  Padding never enters any of them (sequences are also sorted by length and batched).
+- rc_average: the pooled vector of the sequence and of its reverse complement are averaged, so
+  both strands give the same embedding (not available with pooling="none").
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .genome_io import reverse_complement
+
+POOLINGS = ("mean", "max", "cls", "none")
+DEFAULT_MAX_TOKENS = 512  # per window, [CLS] and [SEP] included (about 2.5 kbp)
+
+
+@dataclass
+class TokenEmbeddings:
+    """Per-token output of pooling="none" for one sequence."""
+
+    vectors: np.ndarray | torch.Tensor  # (tokens, hidden)
+    spans: np.ndarray  # (tokens, 2) start and end bp offsets into the input string
+
+
+def _windows(n_tokens: int, width: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(window start, window end, keep from, keep to) in token indices; the keeps tile [0, n)."""
+    if n_tokens <= width:
+        return [(0, n_tokens, 0, n_tokens)]
+    stride = width - overlap
+    starts = list(range(0, n_tokens - width, stride)) + [n_tokens - width]
+    windows = []
+    for k, start in enumerate(starts):
+        end = start + width
+        keep_from = 0 if k == 0 else (start + starts[k - 1] + width) // 2
+        keep_to = n_tokens if k == len(starts) - 1 else (starts[k + 1] + end) // 2
+        windows.append((start, end, keep_from, keep_to))
+    return windows
+
+
+def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress: bool):
+    """Run the encoder on token-id lists (no specials); returns [(cls (H,), tokens (n, H))] in input order."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+    results: list = [None] * len(pieces)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    iterator = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(batches, desc="embedding", unit="batch")
+    for batch in iterator:
+        length = max(len(pieces[i]) for i in batch) + 2
+        ids = torch.full((len(batch), length), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, i in enumerate(batch):
+            seq = [tokenizer.cls_token_id, *pieces[i], tokenizer.sep_token_id]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        with torch.no_grad():
+            hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        for row, i in enumerate(batch):
+            n = len(pieces[i])
+            results[i] = (hidden[row, 0], hidden[row, 1 : n + 1])
+    return results
+
+
+def embed(
+    model,
+    tokenizer,
+    sequences: list[str] | str,
+    pooling: str = "mean",
+    batch_size: int = 16,
+    rc_average: bool = False,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    overlap_tokens: int | None = None,
+    return_tensors: str = "np",
+    progress: bool | None = None,
+):
+    """Embed DNA sequences with `model` (a DNABERT-2 BertModel; see the module docstring).
+
+    Returns an array (n_sequences, hidden) for pooled modes, or a list of TokenEmbeddings for
+    pooling="none". overlap_tokens defaults to an eighth of a window. return_tensors: "np"
+    (float32 numpy) or "pt" (torch, the model's dtype).
+    progress: show a progress bar (default: when there are more than 10 batches).
+    """
+    if isinstance(sequences, str):
+        sequences = [sequences]
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling={pooling!r}; expected one of {POOLINGS}")
+    if return_tensors not in ("np", "pt"):
+        raise ValueError(f"return_tensors={return_tensors!r}; expected 'np' or 'pt'")
+    if rc_average and pooling == "none":
+        raise ValueError("rc_average needs a pooled embedding; token positions differ between the two strands")
+    if overlap_tokens is None:
+        overlap_tokens = (max_tokens - 2) // 8
+    if max_tokens < 3 or not 0 <= overlap_tokens < max_tokens - 2:
+        raise ValueError(f"need max_tokens >= 3 and 0 <= overlap_tokens < max_tokens - 2, got {max_tokens}, {overlap_tokens}")
+    for i, s in enumerate(sequences):
+        if not s or not s.strip():
+            raise ValueError(f"sequence {i} is empty")
+    if rc_average:
+        forward = embed(model, tokenizer, sequences, pooling, batch_size, False, max_tokens, overlap_tokens, return_tensors, progress)
+        reverse = embed(
+            model, tokenizer, [reverse_complement(s.upper()) for s in sequences], pooling, batch_size, False,
+            max_tokens, overlap_tokens, return_tensors, progress,
+        )
+        return (forward + reverse) / 2
+
+    encoded = tokenizer(
+        list(sequences), add_special_tokens=False, return_offsets_mapping=pooling == "none", verbose=False
+    )  # long inputs are windowed below, so the tokenizer's model_max_length does not apply
+    width = max_tokens - 2
+    pieces, plan = [], []  # plan[i]: [(piece index, keep from, keep to, window start)] for sequence i
+    for ids in encoded["input_ids"]:
+        entries = []
+        for start, end, keep_from, keep_to in _windows(len(ids), width, overlap_tokens):
+            entries.append((len(pieces), keep_from, keep_to, start))
+            pieces.append(ids[start:end])
+        plan.append(entries)
+    if progress is None:
+        progress = len(pieces) > 10 * batch_size
+    outputs = _encode(model, tokenizer, pieces, batch_size, progress)
+
+    pooled, per_token = [], []
+    for i, entries in enumerate(plan):
+        tokens = torch.cat([outputs[p][1][lo - start : hi - start] for p, lo, hi, start in entries])  # (n, H)
+        if pooling == "none":
+            vectors = tokens.float().cpu().numpy() if return_tensors == "np" else tokens
+            per_token.append(TokenEmbeddings(vectors, np.asarray(encoded["offset_mapping"][i], dtype=np.int64)))
+        elif pooling == "cls":
+            pooled.append(torch.stack([outputs[p][0] for p, *_ in entries]).mean(0))
+        elif pooling == "max":
+            pooled.append(tokens.max(0).values if len(tokens) else outputs[entries[0][0]][0])
+        else:
+            pooled.append(tokens.mean(0) if len(tokens) else outputs[entries[0][0]][0])
+    if pooling == "none":
+        return per_token
+    stacked = torch.stack(pooled)  # (n_sequences, hidden)
+    return stacked.float().cpu().numpy() if return_tensors == "np" else stacked
