@@ -25,8 +25,9 @@ from .bert_padding import PackedBatch
 from .configuration_bert import ATTENTION_BACKENDS
 from .flash_attn_triton import TRITON_AVAILABLE, flash_attn_varlen_func
 
-# Upper bound on the elements of one ALiBi bias chunk in the sdpa backend (n * heads * rows * cols).
-SDPA_BIAS_BUDGET = 1 << 25
+# Upper bound on the ALiBi bias elements the sdpa backend keeps per forward (shared by all layers);
+# one query chunk holds at most a quarter of it.
+SDPA_BIAS_BUDGET = 1 << 26
 
 
 def alibi_slopes(num_heads: int) -> list[float]:
@@ -74,20 +75,37 @@ def eager_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
     return packed.unpad(out.transpose(1, 2)), probs
 
 
-def _sdpa_query_chunks(q, k, v, key_mask, slopes, scale, dropout_p):
-    """SDPA over one padded block, building the ALiBi (+ key padding) bias one query chunk at a time.
+def _chunk_bias(slopes, start, rows, width, key_mask, dtype, cache: dict, key) -> torch.Tensor:
+    """ALiBi (+ key padding) bias for query rows [start, start + rows) of a block of `width` columns.
+
+    Shape (n or 1, heads, rows, width), 4-D so that torch picks its fused CPU/GPU kernels. Built in
+    float32 and rounded once to the compute dtype. Kept in the per-forward cache (every layer uses
+    the same bias) while the cache holds fewer than SDPA_BIAS_BUDGET elements.
+    """
+    cache_key = (key, start, dtype)
+    if cache_key in cache:
+        return cache[cache_key]
+    positions = torch.arange(width, device=slopes.device)
+    bias = _alibi_bias(slopes, positions[start : start + rows], positions).to(dtype)[None]  # (1, heads, rows, W)
+    if key_mask is not None:
+        bias = bias.masked_fill(~key_mask[:, None, None, :], torch.finfo(dtype).min)  # (n, heads, rows, W)
+    cached = cache.setdefault("sdpa_bias_elements", 0)
+    if cached + bias.numel() <= SDPA_BIAS_BUDGET:
+        cache[cache_key] = bias
+        cache["sdpa_bias_elements"] = cached + bias.numel()
+    return bias
+
+
+def _sdpa_query_chunks(q, k, v, key_mask, slopes, scale, dropout_p, cache, key):
+    """SDPA over one block, one chunk of query rows at a time so the bias stays O(rows * W).
 
     q, k, v: (n, heads, W, head_dim); key_mask: (n, W) bool or None. Returns (n, heads, W, head_dim).
     """
     n, heads, width, _ = q.shape
-    rows = max(1, SDPA_BIAS_BUDGET // (n * heads * width))
-    k_pos = torch.arange(width, device=q.device)
+    rows = max(1, SDPA_BIAS_BUDGET // 4 // (n * heads * width))
     outs = []
     for start in range(0, width, rows):
-        q_pos = k_pos[start : start + rows]
-        bias = _alibi_bias(slopes, q_pos, k_pos).to(q.dtype)  # (heads, rows, W)
-        if key_mask is not None:
-            bias = bias.masked_fill(~key_mask[:, None, None, :], torch.finfo(q.dtype).min)  # (n, heads, rows, W)
+        bias = _chunk_bias(slopes, start, min(rows, width - start), width, key_mask, q.dtype, cache, key)
         chunk = q[:, :, start : start + rows]
         outs.append(F.scaled_dot_product_attention(chunk, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale))
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
@@ -96,17 +114,26 @@ def _sdpa_query_chunks(q, k, v, key_mask, slopes, scale, dropout_p):
 def sdpa_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
     """Bucketed, query-chunked SDPA. Returns (out (total, heads, head_dim), None)."""
     total, _, heads, head_dim = qkv.shape
-    qkv_ext = torch.cat([qkv, qkv.new_zeros(1, 3, heads, head_dim)])  # row `total` is the padding row
+    padded_source = None  # qkv plus one zero row that padding positions point at, built on demand
     outs, rows = [], []
-    for bucket in packed.buckets:
+    for b, bucket in enumerate(packed.buckets):
         n, width = len(bucket.seq_ids), bucket.seqlen
-        block = qkv_ext.index_select(0, bucket.gather_index).view(n, width, 3, heads, head_dim)
+        if bucket.rows is not None:  # an unpadded run of packed rows: a view, no copy
+            block = qkv[bucket.rows[0] : bucket.rows[1]].view(n, width, 3, heads, head_dim)
+        else:
+            if padded_source is None:
+                padded_source = torch.cat([qkv, qkv.new_zeros(1, 3, heads, head_dim)])
+            block = padded_source.index_select(0, bucket.gather_index).view(n, width, 3, heads, head_dim)
         q, k, v = block.permute(2, 0, 3, 1, 4)  # each (n, heads, W, head_dim)
-        out = _sdpa_query_chunks(q, k, v, bucket.key_mask, slopes, scale, dropout_p)
+        out = _sdpa_query_chunks(q, k, v, bucket.key_mask, slopes, scale, dropout_p, packed.cache, ("sdpa", b))
         out = out.transpose(1, 2).reshape(n * width, heads, head_dim)
-        outs.append(out[bucket.valid])
-        rows.append(bucket.gather_index[bucket.valid])
-    if len(outs) == 1 and outs[0].shape[0] == total and bool((rows[0][1:] > rows[0][:-1]).all()):
+        if bucket.rows is not None:
+            outs.append(out)
+            rows.append(torch.arange(*bucket.rows, device=qkv.device))
+        else:
+            outs.append(out[bucket.valid])
+            rows.append(bucket.gather_index[bucket.valid])
+    if len(outs) == 1 and outs[0].shape[0] == total and bucket.rows == (0, total):
         return outs[0], None
     order = torch.argsort(torch.cat(rows))  # packed row r is at position order[r] of the concatenation
     return torch.cat(outs).index_select(0, order), None

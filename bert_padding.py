@@ -23,11 +23,12 @@ MAX_BUCKET_PADDING = 0.1
 class LengthBucket:
     """Sequences of similar length, attended together as one padded block of `seqlen` columns."""
 
-    seq_ids: list[int]
+    seq_ids: list[int]  # ascending
     seqlen: int
     gather_index: torch.Tensor  # (n * seqlen,) rows of the packed tensor; `total_tokens` marks padding
     key_mask: torch.Tensor | None  # (n, seqlen) bool, True on real tokens; None when nothing is padded
     valid: torch.Tensor  # (n * seqlen,) bool, True where gather_index is a real token
+    rows: tuple[int, int] | None  # (start, end) when the bucket is one unpadded run of packed rows
 
 
 @dataclass
@@ -39,6 +40,8 @@ class PackedBatch:
     cu_seqlens: torch.Tensor  # (batch + 1,) int32, sequence boundaries in the packed layout
     seqlens: list[int] = field(repr=False)  # per sequence, on the host
     max_seqlen: int = 0
+    # Per-forward scratch space shared by all layers (e.g. attention biases); never crosses forwards.
+    cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_attention_mask(cls, attention_mask: torch.Tensor) -> "PackedBatch":
@@ -102,19 +105,24 @@ class PackedBatch:
         starts = self.cu_seqlens.tolist()
         buckets = []
         for group in groups:
-            width = group[0][0]
+            group.sort(key=lambda item: item[1])  # by sequence index, so runs of rows stay contiguous
+            width = max(n for n, _ in group)
             columns = torch.arange(width, device=device)  # (width,)
             lengths = torch.tensor([n for n, _ in group], device=device)  # (n,)
             first = torch.tensor([starts[i] for _, i in group], device=device)  # (n,)
             key_mask = columns[None, :] < lengths[:, None]  # (n, width)
             gather = torch.where(key_mask, first[:, None] + columns[None, :], self.total_tokens)
+            ids = [i for _, i in group]
+            unpadded = all(n == width for n, _ in group)
+            contiguous = unpadded and ids == list(range(ids[0], ids[0] + len(ids)))
             buckets.append(
                 LengthBucket(
-                    seq_ids=[i for _, i in group],
+                    seq_ids=ids,
                     seqlen=width,
                     gather_index=gather.flatten(),
-                    key_mask=None if bool(key_mask.all()) else key_mask,
+                    key_mask=None if unpadded else key_mask,
                     valid=key_mask.flatten(),
+                    rows=(starts[ids[0]], starts[ids[0]] + width * len(ids)) if contiguous else None,
                 )
             )
         return buckets

@@ -26,6 +26,16 @@ CLASSIFIER_POOLINGS = ("pooler", "mean")
 # The five special tokens of the DNABERT-2 vocabulary, with their original ids.
 PAD_TOKEN_ID = 3
 
+# Named model sizes (the fields that differ from the defaults), used by pretrain.py and the benchmarks.
+PRESETS = {
+    # The published DNABERT-2-117M hyperparameters.
+    "dnabert2-117m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+    # A demo-scale model that trains on 2 CPU cores in about an hour (~5M parameters).
+    "dnabert2-small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
+    # For tests and smoke runs only.
+    "dnabert2-tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
+}
+
 _AUTO_MAP = {
     "AutoConfig": "configuration_bert.BertConfig",
     "AutoModel": "modeling_bert.BertModel",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from dnabert2.configuration_bert import BertConfig
+from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.modeling_bert import BertForMaskedLM
 from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, heldout_examples, scan_records
@@ -27,14 +27,6 @@ from dnabert2.training_callbacks import (
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 
-PRESETS = {
-    # The published DNABERT-2-117M hyperparameters.
-    "dnabert2-117m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
-    # A demo-scale model that trains on 2 CPU cores in an hour or two (~5M parameters).
-    "dnabert2-small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024),
-    # For tests and smoke runs only.
-    "dnabert2-tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128),
-}
 
 
 @dataclass

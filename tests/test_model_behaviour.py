@@ -274,13 +274,9 @@ def test_loading_without_trust_remote_code_fails_loudly(saved_parity_models):
 def test_original_checkpoint_without_pooler_loads_with_a_fresh_pooler(tmp_path, parity_a, no_grad):
     from safetensors.torch import save_file
 
+    BertForSequenceClassification(parity_a.config()).save_pretrained(tmp_path)  # code files and our config
     mlm_weights = parity_a.state_dict("mlm")  # the original checkpoint layout: no pooler, no classifier
     save_file(mlm_weights, tmp_path / "model.safetensors")
-    (tmp_path / "config.json").write_text((parity_a.dir / "config.json").read_text())
-    BertConfig.from_pretrained(tmp_path).save_pretrained(tmp_path)  # our auto_map, same fields
-    for name in ("configuration_bert", "modeling_bert", "bert_layers", "bert_attention", "bert_padding", "flash_attn_triton"):
-        src = __import__(f"dnabert2.{name}", fromlist=["_"]).__file__
-        (tmp_path / f"{name}.py").write_text(open(src).read())
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path, trust_remote_code=True).eval()
     state = model.state_dict()
     for key, value in mlm_weights.items():
