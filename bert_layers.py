@@ -116,7 +116,12 @@ class BertGatedMLP(nn.Module):
 
     def forward(self, hidden_states):
         gated, gate = self.gated_layers(hidden_states).split(self.intermediate_size, dim=-1)  # (total, I) each
-        return self.layernorm(self.wo(self.dropout(self.act(gated) * gate)) + hidden_states)
+        activated = self.act(gated)
+        if torch.is_grad_enabled() and activated.requires_grad:
+            activated = activated * gate
+        else:
+            activated.mul_(gate)  # inference: reuse the buffer (the product is memory-bound)
+        return self.layernorm(self.wo(self.dropout(activated)) + hidden_states)
 
 
 class BertLayer(nn.Module):

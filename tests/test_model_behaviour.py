@@ -75,6 +75,19 @@ def test_query_chunked_sdpa_matches_unchunked(monkeypatch, no_grad):
     assert (whole - chunked).abs().max() <= 1e-5
 
 
+def test_long_sequence_in_several_query_chunks_matches_eager(monkeypatch, no_grad):
+    """Blocks longer than CPU_MATMUL_ATTENTION_MAX_LEN take torch's fused kernel, chunk by chunk."""
+    model = tiny_model()
+    ids, mask = random_batch([900, 620])
+    model.config._attn_implementation = "eager"
+    reference = model(ids, mask).last_hidden_state
+    model.config._attn_implementation = "sdpa"
+    monkeypatch.setattr(bert_attention, "SDPA_BIAS_BUDGET", 4 * 4 * 900 * 100)  # 100 query rows per chunk
+    chunked = model(ids, mask).last_hidden_state
+    assert len(range(0, 900, 100)) > 1
+    assert (reference - chunked).abs().max() <= 1e-5
+
+
 def test_long_sequences_need_no_position_limit_and_warn_nothing(no_grad):
     model = tiny_model()
     ids, _ = random_batch([2000])
