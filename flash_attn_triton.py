@@ -66,6 +66,12 @@ if TRITON_AVAILABLE:
     _AUTOTUNE_KEY = ["BLOCK_D", "IS_FP32", "INPUT_PRECISION"]
 
     @triton.jit
+    def _tile(Base, seq_start, positions, stride_t, head, stride_h, offs_d):
+        """Pointers to `positions` of one sequence and head of a packed (total, heads, head_dim)
+        tensor: a (len(positions), BLOCK_D) tile."""
+        return Base + (seq_start + positions)[:, None] * stride_t + head * stride_h + offs_d[None, :]
+
+    @triton.jit
     def _alibi_scores(scores, rows, cols, slope_log2, seqlen, HAS_ALIBI: tl.constexpr):
         """Add the ALiBi bias (in log2 units) and mask keys past the end of the sequence."""
         if HAS_ALIBI:
@@ -94,8 +100,8 @@ if TRITON_AVAILABLE:
         row_ok = rows < seqlen
         d_ok = offs_d < HEAD_DIM
 
-        q_ptrs = Q + (seq_start + rows)[:, None] * stride_qt + head * stride_qh + offs_d[None, :]
-        q = tl.load(q_ptrs, mask=row_ok[:, None] & d_ok[None, :], other=0.0)  # (BLOCK_M, BLOCK_D)
+        q_mask = row_ok[:, None] & d_ok[None, :]
+        q = tl.load(_tile(Q, seq_start, rows, stride_qt, head, stride_qh, offs_d), mask=q_mask, other=0.0)  # (BLOCK_M, BLOCK_D)
         slope_log2 = tl.load(Slopes + head) * 1.4426950408889634 if HAS_ALIBI else 0.0
 
         m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)  # running row max (log2 units)
@@ -105,23 +111,22 @@ if TRITON_AVAILABLE:
         for start_n in range(0, seqlen, BLOCK_N):
             cols = start_n + offs_n  # (BLOCK_N,)
             col_ok = cols < seqlen
-            kt_ptrs = K + (seq_start + cols)[None, :] * stride_kt + head * stride_kh + offs_d[:, None]
-            kt = tl.load(kt_ptrs, mask=d_ok[:, None] & col_ok[None, :], other=0.0)  # (BLOCK_D, BLOCK_N)
-            s = tl.dot(q, kt, input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
+            kv_mask = col_ok[:, None] & d_ok[None, :]
+            k = tl.load(_tile(K, seq_start, cols, stride_kt, head, stride_kh, offs_d), mask=kv_mask, other=0.0)
+            s = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
             s = _alibi_scores(s, rows, cols, slope_log2, seqlen, HAS_ALIBI)
 
             m_new = tl.maximum(m_i, tl.max(s, 1))
             p = tl.exp2(s - m_new[:, None])
             alpha = tl.exp2(m_i - m_new)  # rescales what was accumulated under the old max
             l_i = l_i * alpha + tl.sum(p, 1)
-            v_ptrs = V + (seq_start + cols)[:, None] * stride_vt + head * stride_vh + offs_d[None, :]
-            v = tl.load(v_ptrs, mask=col_ok[:, None] & d_ok[None, :], other=0.0)  # (BLOCK_N, BLOCK_D)
+            v = tl.load(_tile(V, seq_start, cols, stride_vt, head, stride_vh, offs_d), mask=kv_mask, other=0.0)
             acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=INPUT_PRECISION)
             m_i = m_new
 
         acc = acc / l_i[:, None]
-        o_ptrs = Out + (seq_start + rows)[:, None] * stride_ot + head * stride_oh + offs_d[None, :]
-        tl.store(o_ptrs, acc.to(Out.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
+        out_ptrs = _tile(Out, seq_start, rows, stride_ot, head, stride_oh, offs_d)
+        tl.store(out_ptrs, acc.to(Out.dtype.element_ty), mask=q_mask)
         tl.store(Lse + head * stride_lh + seq_start + rows, m_i + tl.log2(l_i), mask=row_ok)
 
     @triton.jit
@@ -162,8 +167,8 @@ if TRITON_AVAILABLE:
         col_ok = cols < seqlen
         d_ok = offs_d < HEAD_DIM
         kv_mask = col_ok[:, None] & d_ok[None, :]
-        k = tl.load(K + (seq_start + cols)[:, None] * stride_kt + head * stride_kh + offs_d[None, :], mask=kv_mask, other=0.0)
-        v = tl.load(V + (seq_start + cols)[:, None] * stride_vt + head * stride_vh + offs_d[None, :], mask=kv_mask, other=0.0)
+        k = tl.load(_tile(K, seq_start, cols, stride_kt, head, stride_kh, offs_d), mask=kv_mask, other=0.0)
+        v = tl.load(_tile(V, seq_start, cols, stride_vt, head, stride_vh, offs_d), mask=kv_mask, other=0.0)
         slope_log2 = tl.load(Slopes + head) * 1.4426950408889634 if HAS_ALIBI else 0.0
 
         dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
@@ -172,8 +177,8 @@ if TRITON_AVAILABLE:
             rows = start_m + offs_m  # (BLOCK_M,) query positions
             row_ok = rows < seqlen
             q_mask = row_ok[:, None] & d_ok[None, :]
-            q = tl.load(Q + (seq_start + rows)[:, None] * stride_qt + head * stride_qh + offs_d[None, :], mask=q_mask, other=0.0)
-            do = tl.load(DOut + (seq_start + rows)[:, None] * stride_dot + head * stride_doh + offs_d[None, :], mask=q_mask, other=0.0)
+            q = tl.load(_tile(Q, seq_start, rows, stride_qt, head, stride_qh, offs_d), mask=q_mask, other=0.0)
+            do = tl.load(_tile(DOut, seq_start, rows, stride_dot, head, stride_doh, offs_d), mask=q_mask, other=0.0)
             lse = tl.load(Lse + head * stride_lh + seq_start + rows, mask=row_ok, other=float("inf"))
             delta = tl.load(Delta + head * stride_lh + seq_start + rows, mask=row_ok, other=0.0)
 
@@ -186,8 +191,8 @@ if TRITON_AVAILABLE:
             dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision=INPUT_PRECISION)
 
         dk *= softmax_scale
-        tl.store(DK + (seq_start + cols)[:, None] * stride_dkt + head * stride_dkh + offs_d[None, :], dk.to(DK.dtype.element_ty), mask=kv_mask)
-        tl.store(DV + (seq_start + cols)[:, None] * stride_dvt + head * stride_dvh + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=kv_mask)
+        tl.store(_tile(DK, seq_start, cols, stride_dkt, head, stride_dkh, offs_d), dk.to(DK.dtype.element_ty), mask=kv_mask)
+        tl.store(_tile(DV, seq_start, cols, stride_dvt, head, stride_dvh, offs_d), dv.to(DV.dtype.element_ty), mask=kv_mask)
 
     @triton.autotune(configs=_BWD_CONFIGS, key=_AUTOTUNE_KEY)
     @triton.jit
@@ -212,8 +217,8 @@ if TRITON_AVAILABLE:
         row_ok = rows < seqlen
         d_ok = offs_d < HEAD_DIM
         q_mask = row_ok[:, None] & d_ok[None, :]
-        q = tl.load(Q + (seq_start + rows)[:, None] * stride_qt + head * stride_qh + offs_d[None, :], mask=q_mask, other=0.0)
-        do = tl.load(DOut + (seq_start + rows)[:, None] * stride_dot + head * stride_doh + offs_d[None, :], mask=q_mask, other=0.0)
+        q = tl.load(_tile(Q, seq_start, rows, stride_qt, head, stride_qh, offs_d), mask=q_mask, other=0.0)
+        do = tl.load(_tile(DOut, seq_start, rows, stride_dot, head, stride_doh, offs_d), mask=q_mask, other=0.0)
         lse = tl.load(Lse + head * stride_lh + seq_start + rows, mask=row_ok, other=float("inf"))
         delta = tl.load(Delta + head * stride_lh + seq_start + rows, mask=row_ok, other=0.0)
         slope_log2 = tl.load(Slopes + head) * 1.4426950408889634 if HAS_ALIBI else 0.0
@@ -222,8 +227,8 @@ if TRITON_AVAILABLE:
         for start_n in range(0, seqlen, BLOCK_N):
             cols = start_n + offs_n
             kv_mask = (cols < seqlen)[:, None] & d_ok[None, :]
-            k = tl.load(K + (seq_start + cols)[:, None] * stride_kt + head * stride_kh + offs_d[None, :], mask=kv_mask, other=0.0)
-            v = tl.load(V + (seq_start + cols)[:, None] * stride_vt + head * stride_vh + offs_d[None, :], mask=kv_mask, other=0.0)
+            k = tl.load(_tile(K, seq_start, cols, stride_kt, head, stride_kh, offs_d), mask=kv_mask, other=0.0)
+            v = tl.load(_tile(V, seq_start, cols, stride_vt, head, stride_vh, offs_d), mask=kv_mask, other=0.0)
             s = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale
             s = _alibi_scores(s, rows, cols, slope_log2, seqlen, HAS_ALIBI)
             p = tl.exp2(s - lse[:, None])
@@ -232,7 +237,7 @@ if TRITON_AVAILABLE:
             dq += tl.dot(ds.to(k.dtype), k, input_precision=INPUT_PRECISION)
 
         dq *= softmax_scale
-        tl.store(DQ + (seq_start + rows)[:, None] * stride_dqt + head * stride_dqh + offs_d[None, :], dq.to(DQ.dtype.element_ty), mask=q_mask)
+        tl.store(_tile(DQ, seq_start, rows, stride_dqt, head, stride_dqh, offs_d), dq.to(DQ.dtype.element_ty), mask=q_mask)
 
 
 def _check_inputs(q, k, v, cu_seqlens, alibi_slopes):

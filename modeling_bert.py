@@ -69,6 +69,11 @@ class BertPreTrainedModel(PreTrainedModel):
             init.ones_(module.weight)
             init.zeros_(module.bias)
 
+    def _as_requested(self, output, return_dict):
+        """The ModelOutput, or its tuple form with return_dict=False (config.return_dict by default)."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
+
     def _attention_backend(self, output_attentions: bool) -> str:
         backend = self.config._attn_implementation or "sdpa"
         if output_attentions and backend != "eager":
@@ -137,8 +142,7 @@ class BertModel(BertPreTrainedModel):
             hidden_states=hidden_states,
             attentions=tuple(all_probs) if all_probs else None,
         )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if return_dict else output.to_tuple()
+        return self._as_requested(output, return_dict)
 
     def _encode(self, input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states):
         """Run embeddings and encoder on the packed layout.
@@ -264,8 +268,7 @@ class BertForMaskedLM(BertPreTrainedModel):
             hidden_states=tuple(packed.pad(h) for h in all_layers) if all_layers else None,
             attentions=tuple(all_probs) if all_probs else None,
         )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if return_dict else output.to_tuple()
+        return self._as_requested(output, return_dict)
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -318,8 +321,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        return output if return_dict else output.to_tuple()
+        return self._as_requested(output, return_dict)
 
     def _loss(self, logits, labels):
         problem_type = self.config.problem_type
