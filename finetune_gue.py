@@ -14,6 +14,7 @@ MCC, evaluated on test; writes test_results.json, test_predictions.csv and a Hub
 import csv
 import json
 import os
+import random
 import sys
 from dataclasses import dataclass, field, replace
 
@@ -57,6 +58,7 @@ class DataArguments:
     seeds: list[int] = field(default_factory=list, metadata={"help": "run each task once per seed"})
     model_max_length: int = field(default=512, metadata={"help": "tokens, [CLS] and [SEP] included"})
     rc_tta: bool = field(default=False, metadata={"help": "also score test with reverse-complement averaging"})
+    max_train_samples: int = field(default=0, metadata={"help": "train on a random subset of this size (0: all)"})
 
 
 @dataclass
@@ -98,6 +100,12 @@ def apply_preset(task: str, training_args, data_args, explicit: set[str]):
     if "model_max_length" not in explicit:
         data_args = replace(data_args, model_max_length=preset.model_max_length)
     return replace(training_args, **updates), data_args
+
+
+def subsample(split: Split, n: int) -> Split:
+    """A fixed random subset (seed 0, the same for every run seed), in file order."""
+    keep = sorted(random.Random(0).sample(range(len(split.labels)), n))
+    return Split(split.path, [[col[i] for i in keep] for col in split.sequences], [split.labels[i] for i in keep], split.non_acgt)
 
 
 def to_dataset(split: Split, tokenizer, max_length: int):
@@ -182,6 +190,8 @@ def write_predictions(path: str, split: Split, logits: np.ndarray, rc_logits: np
 def run_task(model_args: ModelArguments, data_args: DataArguments, training_args) -> dict:
     """Fine-tune on one task with one seed; returns the test metrics."""
     splits = read_task(data_args.data_path)
+    if 0 < data_args.max_train_samples < len(splits["train"].labels):
+        splits["train"] = subsample(splits["train"], data_args.max_train_samples)
     for split in splits.values():
         if note := describe_non_acgt(split):
             print(note)

@@ -214,3 +214,12 @@ def test_non_acgt_characters_are_counted_and_reported(tiny_model, tmp_path, caps
     (data / "train.csv").write_text("\n".join(lines) + "\n")
     finetune(tiny_model, tmp_path / "out", "--data_path", str(data), "--num_train_epochs", "1")
     assert "3 non-ACGT characters ('N': 2, 'R': 1)" in capsys.readouterr().out
+
+
+def test_max_train_samples_takes_a_fixed_subset():
+    from dnabert2.gue import read_split
+
+    split = read_split(str(SAMPLES / "prom" / "prom_core_all" / "train.csv"))
+    a, b = finetune_gue.subsample(split, 100), finetune_gue.subsample(split, 100)
+    assert len(a.labels) == 100 and a.sequences == b.sequences
+    assert set(a.sequences[0]) <= set(split.sequences[0])
