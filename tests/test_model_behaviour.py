@@ -322,3 +322,22 @@ def test_saved_folder_holds_code_and_loads_in_a_fresh_offline_process(tmp_path):
     with torch.no_grad():
         expected = float(model(torch.tensor([[1, 7, 9, 2]])).logits.sum())
     assert abs(float(result.stdout.strip().splitlines()[-1]) - expected) < 1e-3
+
+
+def test_modeling_file_imports_every_remote_code_module_directly():
+    """transformers 4.x copies only the direct relative imports of a local remote-code file."""
+    import re
+
+    from conftest import REPO_ROOT
+
+    def relative_imports(name):
+        text = (REPO_ROOT / f"{name}.py").read_text()
+        return set(re.findall(r"^\s*from\s+\.(\w+)\s+import", text, flags=re.M))
+
+    reachable, frontier = set(), {"modeling_bert"}
+    while frontier:
+        name = frontier.pop()
+        new = relative_imports(name) - reachable
+        reachable |= new
+        frontier |= new
+    assert reachable <= relative_imports("modeling_bert"), reachable - relative_imports("modeling_bert")
