@@ -3,9 +3,10 @@
 Lives here: the ALiBi slopes (the original's exact per-head order), and `varlen_attention`, which
 dispatches packed `qkv` to one backend:
     eager   padded matmul + ALiBi + softmax; the only backend that returns probabilities.
-    sdpa    torch's scaled_dot_product_attention on length buckets (no compute on padding beyond
-            `MAX_BUCKET_PADDING`), with the ALiBi bias built per query chunk in the compute dtype,
-            so memory stays O(chunk * L) instead of O(L^2). CPU and GPU.
+    sdpa    attention on length buckets (no compute on padding beyond `MAX_BUCKET_PADDING`), with
+            the ALiBi bias built per query chunk in the compute dtype and shared by all layers, so
+            memory stays O(chunk * L) instead of O(L^2). torch's scaled_dot_product_attention,
+            except for short blocks on CPU, where two matmuls and a softmax are faster. CPU and GPU.
     triton  the FlashAttention-2 kernel of flash_attn_triton.py, ALiBi computed in-kernel. CUDA
             tensors only (or the Triton interpreter, TRITON_INTERPRET=1).
 Not here: projections, residuals or LayerNorm (bert_layers.py); padding bookkeeping (bert_padding.py).
@@ -54,8 +55,13 @@ def alibi_slopes(num_heads: int) -> list[float]:
 
 @lru_cache(maxsize=16)
 def alibi_slopes_tensor(num_heads: int, device: torch.device) -> torch.Tensor:
-    """(heads,) float32 slopes on `device`; cached, built once per (heads, device)."""
-    return torch.tensor(alibi_slopes(num_heads), dtype=torch.float32, device=device)
+    """(heads,) float32 slopes on `device`; cached, built once per (heads, device).
+
+    Built outside inference mode, so that a tensor first made under torch.inference_mode() can
+    still be saved for backward when the same process trains later.
+    """
+    with torch.inference_mode(False):
+        return torch.tensor(alibi_slopes(num_heads), dtype=torch.float32, device=device)
 
 
 def _alibi_bias(slopes: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
