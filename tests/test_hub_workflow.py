@@ -295,3 +295,16 @@ def test_cli_rejects_bad_input_clearly(cli_model, tmp_path, name, content, messa
     path.write_text(content)
     with pytest.raises(GenomeFormatError, match=message):
         embed_cli.main([str(path), "--output", str(tmp_path / "x.npy"), "--model", cli_model])
+
+
+def test_root_checkpoint_works_with_auto_classes_and_pipelines():
+    from transformers import AutoModel, AutoModelForMaskedLM, pipeline
+
+    root = str(REPO_ROOT)
+    assert AutoModel.from_pretrained(root, trust_remote_code=True).config.model_type == "dnabert2"
+    mlm = AutoModelForMaskedLM.from_pretrained(root, trust_remote_code=True)
+    assert mlm.cls.predictions.decoder.weight.data_ptr() == mlm.bert.embeddings.word_embeddings.weight.data_ptr()
+    predictions = pipeline("fill-mask", model=root, trust_remote_code=True)("ACGTAGCATCGGATC[MASK]TATCTATCGACACTTGG")
+    assert len(predictions) == 5 and predictions[0]["score"] > predictions[-1]["score"]
+    features = np.asarray(pipeline("feature-extraction", model=root, trust_remote_code=True)("ACGTAGCATCGGATCTATCTATCG"))
+    assert features.shape[-1] == 256
