@@ -1,7 +1,7 @@
 """GUE quality check: test MCC of the shipped checkpoint, the same architecture randomly
 initialised, and a k-mer-count logistic regression, on real GUE tasks.
 
-    python bench/gue_quality.py --gue_root ../shared/data/gue --tasks tf/0 mouse/0 prom/prom_core_all \
+    python bench/gue_quality.py --gue_root GUE_ROOT --tasks tf/0 mouse/0 prom/prom_core_all \
         --max_train_samples 5000 --learning_rate 5e-4 --output_dir runs/gue_quality
 
 Both networks get identical fine-tuning settings: finetune_gue.py's per-task presets (epochs,

@@ -1,7 +1,7 @@
 """Tokenizer benchmark: bp per token and encoding throughput, shipped vs. original tokenizer.json.
 
-    python bench/tokenizer.py --gue-root ../shared/data/gue --genome ../shared/data/genomes/ecoli_k12_W3110.fa.gz \
-        --original ../shared/reference/original_hub_files/tokenizer.json
+    python bench/tokenizer.py --gue-root GUE_ROOT --genome GENOME.fa.gz \
+        --original ORIGINAL/tokenizer.json
 
 Both tokenizers run through the same library call (`tokenizers.Tokenizer.encode_batch`, all
 cores), on the same strings: the `test.csv` sequences of each GUE task group found under
