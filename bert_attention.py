@@ -149,7 +149,7 @@ def sdpa_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
         else:
             outs.append(out[bucket.valid])
             rows.append(bucket.gather_index[bucket.valid])
-    if len(outs) == 1 and outs[0].shape[0] == total and bucket.rows == (0, total):
+    if len(outs) == 1 and packed.buckets[0].rows == (0, total):  # one unpadded run in packed order
         return outs[0], None
     order = torch.argsort(torch.cat(rows))  # packed row r is at position order[r] of the concatenation
     return torch.cat(outs).index_select(0, order), None

@@ -16,13 +16,12 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 
 import torch
 
 from dnabert2.configuration_bert import BertConfig
-from dnabert2.dna_tokenizer import MODEL_MAX_LENGTH
+from dnabert2.dna_tokenizer import save_for_transformers
 from dnabert2.modeling_bert import BertForMaskedLM
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -78,22 +77,13 @@ def check_keys(state: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
 
 
 def write_tokenizer(source: str, output: str) -> None:
+    """The original tokenizer.json, saved with the configs every tokenizer of this repo gets."""
+    from tokenizers import Tokenizer
+
     tokenizer_json = os.path.join(source, "tokenizer.json")
     if not os.path.isfile(tokenizer_json):
         raise FileNotFoundError(f"{source}: no tokenizer.json")
-    shutil.copyfile(tokenizer_json, os.path.join(output, "tokenizer.json"))
-    special = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "mask_token": "[MASK]"}
-    config = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        **special,
-        "model_max_length": MODEL_MAX_LENGTH,
-        "padding_side": "right",
-        "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
-    }
-    with open(os.path.join(output, "tokenizer_config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    with open(os.path.join(output, "special_tokens_map.json"), "w") as f:
-        json.dump(special, f, indent=2)
+    save_for_transformers(Tokenizer.from_file(tokenizer_json), output)
 
 
 MODEL_CARD = """---

@@ -14,7 +14,6 @@ length_bp, embedding). Pooling and long-sequence windows: see embedding.py.
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import shutil
