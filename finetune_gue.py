@@ -28,7 +28,7 @@ from dnabert2.gue import (
     reverse_complement_split, task_preset, write_summary,
 )
 from dnabert2.modeling_bert import BertForSequenceClassification
-from dnabert2.training_callbacks import CSVLogCallback, TokenizerFilesCallback, save_tokenizer
+from dnabert2.training_callbacks import CSVLogCallback, TokenizerFilesCallback, end_distributed, save_tokenizer
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 DEMO_TASK = "prom/prom_core_all"
@@ -290,6 +290,7 @@ def main(argv=None) -> int:
             json.dump(results, f, indent=1)
         table = write_summary(results, training_args.output_dir)
         print("\nTest results (MCC x100; the paper's DNABERT-2-117M for reference):\n" + table)
+    end_distributed()
     return 0
 
 

@@ -22,7 +22,7 @@ from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.modeling_bert import BertForMaskedLM
 from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, heldout_examples, scan_records
 from dnabert2.training_callbacks import (
-    CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, plot_curves, save_tokenizer,
+    CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, end_distributed, plot_curves, save_tokenizer,
 )
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -197,6 +197,7 @@ def main(argv=None) -> int:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}, indent=1))
     if training_args.push_to_hub:
         trainer.push_to_hub()
+    end_distributed()
     return 0
 
 

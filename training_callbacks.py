@@ -1,7 +1,8 @@
 """Trainer callbacks shared by pretrain.py and finetune_gue.py.
 
 Lives here: complete Hub folders at every save (tokenizer files next to the weights and code),
-CSV logging, a wall-clock budget, and the end-of-run curve plot. Not here: data or models.
+CSV logging, a wall-clock budget, the end-of-run curve plot, and a clean end of a torchrun job.
+Not here: data or models.
 """
 
 import csv
@@ -9,7 +10,20 @@ import json
 import os
 import time
 
+import torch.distributed as dist
 from transformers import TrainerCallback
+
+
+def end_distributed() -> None:
+    """Under torchrun: wait for every rank, then tear the process group down.
+
+    Without it a rank that finishes first can exit while its gloo threads are still live, and
+    dies with "terminate called without an active exception" (SIGABRT) after a good run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
 
 def save_tokenizer(tokenizer, output_dir: str) -> None:
     """Write the tokenizer files so that transformers 4.x and 5.x both load them.

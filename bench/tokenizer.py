@@ -6,17 +6,21 @@
 Both tokenizers run through the same library call (`tokenizers.Tokenizer.encode_batch`, all
 cores), on the same strings: the `test.csv` sequences of each GUE task group found under
 --gue-root, and --genome-bp of the genome cut into --window bp pieces (upper-cased, since the
-original has no normalizer). bp per token excludes [CLS]/[SEP]. Throughput is the best of --repeats.
+original has no normalizer). bp per token excludes [CLS]/[SEP]. Throughput is the best of
+--repeats, the tokenizers taking turns within each repeat. --stage-costs adds a table of where
+the time goes (each normalizer rule, the pipelines without normalizer / pre-tokenizer), timed on
+the largest data set.
 """
 
 import argparse
 import csv
 import glob
+import json
 import os
 import time
 from pathlib import Path
 
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, models
 
 from dnabert2.genome_io import iter_windows
 
@@ -47,15 +51,55 @@ def genome_slice(path: str, total_bp: int, window: int) -> list[str]:
     return pieces
 
 
-def measure(tokenizer: Tokenizer, seqs: list[str], repeats: int) -> tuple[float, float]:
-    best = float("inf")
+def measure(tokenizers: dict[str, str], seqs: list[str], repeats: int) -> dict[str, tuple[float, float]]:
+    """bp per token and best-of-`repeats` Mbp/s per tokenizer (given as tokenizer.json text).
+
+    Every repeat encodes with a freshly loaded tokenizer: the BPE model memoizes words shorter
+    than 256 characters, so re-encoding the same short GUE sequences with a warm tokenizer would
+    time cache lookups, not tokenization. The tokenizers take turns within each repeat, so a slow
+    phase of the machine hits all of them alike.
+    """
+    best = dict.fromkeys(tokenizers, float("inf"))
+    tokens = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        encodings = tokenizer.encode_batch(seqs, add_special_tokens=False)
-        best = min(best, time.perf_counter() - start)
+        for name, spec in tokenizers.items():
+            tokenizer = Tokenizer.from_str(spec)
+            start = time.perf_counter()
+            encodings = tokenizer.encode_batch(seqs, add_special_tokens=False)
+            best[name] = min(best[name], time.perf_counter() - start)
+            tokens[name] = sum(len(e.ids) for e in encodings)
+            del encodings  # freed here, not inside the next timed call
     bp = sum(map(len, seqs))
-    tokens = sum(len(e.ids) for e in encodings)
-    return bp / tokens, bp / best / 1e6
+    return {name: (bp / tokens[name], bp / best[name] / 1e6) for name in tokenizers}
+
+
+def with_parts(spec: str, **parts) -> str:
+    """`spec` (tokenizer.json text) with some top-level parts replaced, e.g. normalizer=None."""
+    config = json.loads(spec)
+    config.update(parts)
+    return json.dumps(config)
+
+
+def stage_costs(shipped: str, original: str | None, seqs: list[str], repeats: int) -> None:
+    """Where encoding time goes, in ns per bp: each normalizer rule of the shipped tokenizer alone
+    (on top of a pipeline whose model does no work), and the full tokenizers with their
+    normalizer or pre-tokenizer taken out."""
+    null = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")).to_str()
+    rules = json.loads(shipped)["normalizer"]["normalizers"]
+    specs = {"no model, no normalizer": null}
+    specs.update({f"no model + rule {json.dumps(r['pattern'])} -> {r['content']!r}": with_parts(null, normalizer=r) for r in rules})
+    alternatives = {  # rejected designs, for comparison
+        "no model + alternative rule Unicode \\s+ -> ''": {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": ""},
+        "no model + alternative Lowercase (case folding in one normalizer)": {"type": "Lowercase"},
+    }
+    specs.update({name: with_parts(null, normalizer=n) for name, n in alternatives.items()})
+    specs.update({"shipped": shipped, "shipped without normalizer": with_parts(shipped, normalizer=None)})
+    if original:
+        specs.update({"original": original, "original without pre-tokenizer": with_parts(original, pre_tokenizer=None)})
+    results = measure(specs, seqs, repeats)
+    print(f"\n{len(seqs):,} sequences, {sum(map(len, seqs)):,} bp\n\n| pipeline | ns per bp |\n|---|---|")
+    for name, (_, mbps) in results.items():
+        print(f"| {name} | {1e3 / mbps:.1f} |")
 
 
 def main() -> None:
@@ -66,12 +110,13 @@ def main() -> None:
     p.add_argument("--genome", default=str(ROOT / "data" / "genomes" / "phage_lambda.fa.gz"))
     p.add_argument("--genome-bp", type=int, default=2_000_000)
     p.add_argument("--window", type=int, default=10_000)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--stage-costs", action="store_true", help="also time each normalizer rule and pipeline stage")
     args = p.parse_args()
 
-    tokenizers = {"shipped": Tokenizer.from_file(args.tokenizer)}
+    tokenizers = {"shipped": Path(args.tokenizer).read_text()}
     if args.original:
-        tokenizers["original"] = Tokenizer.from_file(args.original)
+        tokenizers["original"] = Path(args.original).read_text()
     datasets = gue_sets(args.gue_root)
     datasets[f"genome {Path(args.genome).name}"] = genome_slice(args.genome, args.genome_bp, args.window)
 
@@ -82,13 +127,16 @@ def main() -> None:
     print(header + " |")
     print("|" + "---|" * (header.count("|") - 0))
     for data, seqs in datasets.items():
-        results = {n: measure(t, seqs, args.repeats) for n, t in tokenizers.items()}
+        results = measure(tokenizers, seqs, args.repeats)
         row = f"| {data} | {len(seqs):,} | {sum(map(len, seqs)):,} | "
         row += " | ".join(f"{results[n][0]:.3f} | {results[n][1]:.1f}" for n in names)
         if args.original:
             (bs, ss), (bo, so) = results["shipped"], results["original"]
             row += f" | {bs / bo:.3f} | {ss / so:.2f}"
         print(row + " |")
+    if args.stage_costs:
+        largest = max(datasets.values(), key=lambda seqs: sum(map(len, seqs)))
+        stage_costs(tokenizers["shipped"], tokenizers.get("original"), largest, args.repeats)
 
 
 if __name__ == "__main__":

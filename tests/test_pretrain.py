@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -88,9 +89,15 @@ def test_resume_continues_with_the_same_batches_and_losses(tmp_path):
         assert abs(a["loss"] - b["loss"]) < 1e-4
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_torchrun_two_processes_see_different_data(tmp_path):
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
         str(REPO_ROOT / "pretrain.py"), *COMMON, "--output_dir", str(tmp_path), "--max_steps", "4",
         "--record_batches", "true", "--use_cpu", "--ddp_backend", "gloo", "--save_strategy", "no",
     ]

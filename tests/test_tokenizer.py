@@ -83,6 +83,14 @@ def test_training_consumes_a_generator_of_chunks():
     assert tokenizer.get_vocab_size() == 200 and len(consumed) == 2000
 
 
+def test_training_never_merges_n_even_when_words_contain_it():
+    rng = random.Random(1)
+    words = ["".join(rng.choice("ACGT") for _ in range(60)) + "NNNN" + "ACGTACGT" * 4 for _ in range(300)]
+    tokenizer = train_bpe(iter(words), vocab_size=120, show_progress=False)
+    assert not [t for t in tokenizer.get_vocab() if "N" in t and t not in ("N", *SPECIAL_TOKENS)]
+    assert tokenizer.pre_tokenizer is None  # the training-time N split is not paid for at encode time
+
+
 def test_a_corpus_too_small_for_the_vocabulary_is_refused():
     with pytest.raises(ValueError, match="supports only"):
         train_bpe(iter(["GATTACA"] * 100), vocab_size=4096, show_progress=False)
@@ -177,6 +185,21 @@ def test_ambiguity_codes_read_as_n_and_n_is_not_unknown(shipped):
     assert n != shipped.unk_token_id
     assert ids(shipped, "ACGTRYACGT") == ids(shipped, "ACGTNNACGT")
     assert ids(shipped, "NNNN") == [1, n, n, n, n, 2]
+
+
+def test_n_runs_cut_real_sequence_into_independently_tokenized_pieces(shipped):
+    from dnabert2.genome_io import iter_records
+
+    _, seq = next(iter_records([LAMBDA]))
+    left, right = seq[1000:1700], seq[5000:5900]
+    n = shipped.convert_tokens_to_ids("N")
+    body = lambda text: ids(shipped, text)[1:-1]
+    assert body(left + "NNN" + right) == body(left) + [n] * 3 + body(right)
+
+
+def test_only_ascii_whitespace_is_removed_other_spaces_are_unknown(shipped):
+    assert ids(shipped, "GATTA\r\n\x0bCA\x0c") == ids(shipped, "GATTACA")
+    assert shipped.unk_token_id in ids(shipped, "GATTA\u00a0CA")
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n"])
