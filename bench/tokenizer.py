@@ -38,6 +38,8 @@ def gue_sets(root: str) -> dict[str, list[str]]:
         with open(path, newline="") as f:
             rows = csv.DictReader(f)
             sets.setdefault(f"GUE {group} ({GROUPS.get(group, '?')})", []).extend(r["sequence"] for r in rows)
+    if not sets:
+        raise FileNotFoundError(f"--gue-root {root}: no test.csv below it (expected GUE task folders)")
     return sets
 
 
@@ -106,7 +108,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tokenizer", default=str(ROOT / "tokenizer.json"), help="the shipped tokenizer.json")
     p.add_argument("--original", default=None, help="path to the original DNABERT-2 tokenizer.json")
-    p.add_argument("--gue-root", default=str(ROOT / "data" / "gue"))
+    p.add_argument("--gue-root", default=str(ROOT / "data" / "gue_sample"), help="folder searched for */test.csv")
     p.add_argument("--genome", default=str(ROOT / "data" / "genomes" / "phage_lambda.fa.gz"))
     p.add_argument("--genome-bp", type=int, default=2_000_000)
     p.add_argument("--window", type=int, default=10_000)
