@@ -257,3 +257,20 @@ def test_original_tokenizer_reproduces_its_reference_ids():
     tok = AutoTokenizer.from_pretrained(FIXTURES / "original_tokenizer")
     for case in cases["batch"] + cases["extra_cases"]:
         assert tok(case["dna"])["input_ids"] == case["input_ids"], case["dna"][:40]
+
+
+# --- the benchmark script (its numbers are in BENCHMARKS.md; here only that it runs) -------------
+
+def test_benchmark_script_compares_with_the_original_on_bundled_data():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(REPO_ROOT / "bench" / "tokenizer.py"), "--repeats", "1", "--genome-bp", "20000",
+           "--original", str(FIXTURES / "original_tokenizer" / "tokenizer.json"), "--stage-costs"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| GUE") or line.startswith("| genome")]
+    assert len(rows) == 3  # the bundled prom and splice samples, and the lambda genome
+    for row in rows:
+        bp_ratio = float(row.strip("| ").split(" | ")[-2])
+        assert 0.8 < bp_ratio < 1.25
+    assert "| shipped without normalizer |" in out and "| original without pre-tokenizer |" in out
