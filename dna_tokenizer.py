@@ -37,7 +37,7 @@ class CorpusTooSmallError(ValueError):
 
 
 # ASCII whitespace: what sequence files and CSVs contain. Unicode spaces become [UNK] (visible, not
-# dropped); matching the full Unicode `\s` class costs about 4% of encoding speed (BENCHMARKS.md).
+# dropped); the full Unicode `\s+` class costs about three times as much per pass (BENCHMARKS.md).
 WHITESPACE = r"[ \t\n\r\f\v]+"
 
 
@@ -69,19 +69,6 @@ def _finish(tokenizer: Tokenizer) -> Tokenizer:
     return tokenizer
 
 
-def new_bpe_tokenizer() -> Tokenizer:
-    """An untrained BPE tokenizer whose pre-tokenizer cuts runs of N out of the training words.
-
-    The cut only matters while training (N must never enter a merge); `train_bpe` removes it
-    afterwards, because merges that never contain N cannot cross an N anyway, and the cut would
-    cost one more pass over every input.
-    """
-    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
-    tokenizer.normalizer = dna_normalizer()
-    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("N+"), behavior="removed")
-    return tokenizer
-
-
 def train_bpe(words: Iterable[str], vocab_size: int, min_frequency: int = 2, show_progress: bool = True) -> Tokenizer:
     """Train the DNABERT-2 BPE tokenizer on an iterator of DNA words (streamed, never held in full)."""
     minimum = len(SPECIAL_TOKENS) + len(ALPHABET)
@@ -90,7 +77,11 @@ def train_bpe(words: Iterable[str], vocab_size: int, min_frequency: int = 2, sho
             f"vocab_size={vocab_size} is below the {len(SPECIAL_TOKENS)} special tokens plus the "
             f"{len(ALPHABET)}-letter alphabet ({minimum})"
         )
-    tokenizer = new_bpe_tokenizer()
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.normalizer = dna_normalizer()
+    # Training only: cut runs of N out of the words so that N never enters a merge. Merges without
+    # N cannot cross an N either, so the saved tokenizer drops this split (one pass less per input).
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("N+"), behavior="removed")
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,

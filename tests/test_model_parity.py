@@ -11,6 +11,12 @@ ATOL = 1e-5
 BACKENDS = ("eager", "sdpa")
 
 
+def _load(auto_class, parity, saved_parity_models, head, backend):
+    """A parity model the way users load it: Auto* + remote code, from a saved folder."""
+    path = saved_parity_models(parity.name, head)
+    return auto_class.from_pretrained(path, trust_remote_code=True, attn_implementation=backend).eval()
+
+
 def _close(actual, expected, atol=ATOL):
     err = (actual - expected).abs().max().item()
     assert err <= atol, f"max abs error {err:.3g} > {atol}"
@@ -18,9 +24,7 @@ def _close(actual, expected, atol=ATOL):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_encoder_matches_original(parity, saved_parity_models, backend):
-    model = AutoModel.from_pretrained(
-        saved_parity_models(parity.name, "cls"), trust_remote_code=True, attn_implementation=backend
-    ).eval()
+    model = _load(AutoModel, parity, saved_parity_models, "cls", backend)
     assert model.config._attn_implementation == backend
     i = parity.inputs
     with torch.no_grad():
@@ -32,9 +36,7 @@ def test_encoder_matches_original(parity, saved_parity_models, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_masked_lm_matches_original(parity, saved_parity_models, backend):
-    model = AutoModelForMaskedLM.from_pretrained(
-        saved_parity_models(parity.name, "mlm"), trust_remote_code=True, attn_implementation=backend
-    ).eval()
+    model = _load(AutoModelForMaskedLM, parity, saved_parity_models, "mlm", backend)
     i = parity.inputs
     with torch.no_grad():
         labelled = model(
@@ -51,9 +53,7 @@ def test_masked_lm_matches_original(parity, saved_parity_models, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sequence_classification_matches_original(parity, saved_parity_models, backend):
-    model = AutoModelForSequenceClassification.from_pretrained(
-        saved_parity_models(parity.name, "cls"), trust_remote_code=True, attn_implementation=backend
-    ).eval()
+    model = _load(AutoModelForSequenceClassification, parity, saved_parity_models, "cls", backend)
     i = parity.inputs
     with torch.no_grad():
         out = model(input_ids=i["input_ids"], attention_mask=i["attention_mask"], labels=i["cls_labels"])

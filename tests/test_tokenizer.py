@@ -4,6 +4,8 @@ import gzip
 import json
 import os
 import random
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -12,7 +14,7 @@ from transformers import AutoTokenizer
 from conftest import FIXTURES, REPO_ROOT
 from dnabert2 import train_tokenizer
 from dnabert2.dna_tokenizer import SPECIAL_TOKENS, kmer_tokenizer, overlapping_kmers, train_bpe
-from dnabert2.genome_io import GenomeFormatError, iter_windows
+from dnabert2.genome_io import GenomeFormatError, iter_records, iter_windows
 
 LAMBDA = str(REPO_ROOT / "data" / "genomes" / "phage_lambda.fa.gz")
 MITO = str(REPO_ROOT / "data" / "genomes" / "human_mito.fa.gz")
@@ -21,6 +23,12 @@ MITO = str(REPO_ROOT / "data" / "genomes" / "human_mito.fa.gz")
 @pytest.fixture(scope="module")
 def shipped():
     return AutoTokenizer.from_pretrained(REPO_ROOT)
+
+
+@pytest.fixture(scope="module")
+def lambda_genome():
+    _, seq = next(iter_records([LAMBDA]))
+    return seq
 
 
 def ids(tokenizer, text):
@@ -187,11 +195,8 @@ def test_ambiguity_codes_read_as_n_and_n_is_not_unknown(shipped):
     assert ids(shipped, "NNNN") == [1, n, n, n, n, 2]
 
 
-def test_n_runs_cut_real_sequence_into_independently_tokenized_pieces(shipped):
-    from dnabert2.genome_io import iter_records
-
-    _, seq = next(iter_records([LAMBDA]))
-    left, right = seq[1000:1700], seq[5000:5900]
+def test_n_runs_cut_real_sequence_into_independently_tokenized_pieces(shipped, lambda_genome):
+    left, right = lambda_genome[1000:1700], lambda_genome[5000:5900]
     n = shipped.convert_tokens_to_ids("N")
     body = lambda text: ids(shipped, text)[1:-1]
     assert body(left + "NNN" + right) == body(left) + [n] * 3 + body(right)
@@ -227,11 +232,8 @@ def test_pair_template_marks_the_second_sequence(shipped):
     assert enc["input_ids"].count(2) == 2 and enc["token_type_ids"][-1] == 1 and enc["token_type_ids"][0] == 0
 
 
-def test_shipped_tokenizer_compresses_a_real_genome_like_the_original(shipped):
-    from dnabert2.genome_io import iter_records
-
-    _, seq = next(iter_records([LAMBDA]))
-    bp_per_token = len(seq) / (len(ids(shipped, seq)) - 2)
+def test_shipped_tokenizer_compresses_a_real_genome_like_the_original(shipped, lambda_genome):
+    bp_per_token = len(lambda_genome) / (len(ids(shipped, lambda_genome)) - 2)
     assert 4.0 < bp_per_token < 6.0
 
 
@@ -262,9 +264,6 @@ def test_original_tokenizer_reproduces_its_reference_ids():
 # --- the benchmark script (its numbers are in BENCHMARKS.md; here only that it runs) -------------
 
 def test_benchmark_script_compares_with_the_original_on_bundled_data():
-    import subprocess
-    import sys
-
     cmd = [sys.executable, str(REPO_ROOT / "bench" / "tokenizer.py"), "--repeats", "1", "--genome-bp", "20000",
            "--original", str(FIXTURES / "original_tokenizer" / "tokenizer.json"), "--stage-costs"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
