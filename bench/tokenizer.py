@@ -13,10 +13,12 @@ the largest data set.
 """
 
 import argparse
+import base64
 import csv
 import glob
 import json
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -82,20 +84,62 @@ def with_parts(spec: str, **parts) -> str:
     return json.dumps(config)
 
 
+def null_pipeline() -> str:
+    """tokenizer.json text of a pipeline whose model does no work (a one-entry WordLevel)."""
+    return Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")).to_str()
+
+
+def one_pass_char_map(normalizer_spec: dict) -> dict:
+    """The same character mapping as `normalizer_spec`, as ONE sentencepiece `Precompiled` normalizer.
+
+    `Precompiled` looks every character up in a double-array trie (the darts-clone layout that
+    sentencepiece serializes) and replaces it with a string from a blob, in a single pass: the
+    only stock way to map several characters to different outputs without one regex pass per
+    output. The mapping is read off the shipped normalizer, one ASCII character at a time.
+    Layout, for keys of one byte: the root unit (index 0) points at offset `root`, so the child
+    for byte b sits at root ^ b; that unit carries label b, a has-leaf flag and offset `leaf`, so
+    its leaf sits at (root ^ b) ^ leaf; the leaf's value is where b's replacement starts in the
+    blob. (Offsets of a removed leading character come out shifted; ids are the same.)
+    """
+    normalizer = Tokenizer.from_str(with_parts(null_pipeline(), normalizer=normalizer_spec)).normalizer
+    mapping = {c: normalizer.normalize_str(c) for c in map(chr, range(1, 128))}
+    mapping = {c: out for c, out in mapping.items() if out != c}
+    root, leaf, has_leaf, is_leaf = 256, 768, 1 << 8, 1 << 31  # children at 256+b, leaves at 512+b
+    units = [0] * 768
+    units[0] = root << 10  # offsets live in bits 10..30
+    blob = b""
+    for char, out in mapping.items():
+        b = ord(char)
+        units[root ^ b] = b | has_leaf | (leaf << 10)
+        units[root ^ b ^ leaf] = is_leaf | len(blob)
+        blob += out.encode() + b"\0"  # replacements are NUL-terminated
+    trie = struct.pack(f"<{len(units)}I", *units)
+    charsmap = struct.pack("<I", len(trie)) + trie + blob
+    char_map = {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()}
+    probe = "".join(map(chr, range(1, 128))) * 2
+    mapped = Tokenizer.from_str(with_parts(null_pipeline(), normalizer=char_map)).normalizer.normalize_str(probe)
+    if mapped != normalizer.normalize_str(probe):
+        raise AssertionError("the one-pass character map does not normalize like the shipped normalizer")
+    return char_map
+
+
 def stage_costs(shipped: str, original: str | None, seqs: list[str], repeats: int) -> None:
     """Where encoding time goes, in ns per bp: each normalizer rule of the shipped tokenizer alone
     (on top of a pipeline whose model does no work), and the full tokenizers with their
     normalizer or pre-tokenizer taken out."""
-    null = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")).to_str()
+    null = null_pipeline()
     rules = json.loads(shipped)["normalizer"]["normalizers"]
+    char_map = one_pass_char_map(json.loads(shipped)["normalizer"])
     specs = {"no model, no normalizer": null}
     specs.update({f"no model + rule {json.dumps(r['pattern'])} -> {r['content']!r}": with_parts(null, normalizer=r) for r in rules})
     alternatives = {  # rejected designs, for comparison
         "no model + alternative rule Unicode \\s+ -> ''": {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": ""},
         "no model + alternative Lowercase (case folding in one normalizer)": {"type": "Lowercase"},
+        "no model + alternative one-pass character map (Precompiled, same mapping)": char_map,
     }
     specs.update({name: with_parts(null, normalizer=n) for name, n in alternatives.items()})
-    specs.update({"shipped": shipped, "shipped without normalizer": with_parts(shipped, normalizer=None)})
+    specs.update({"shipped": shipped, "shipped without normalizer": with_parts(shipped, normalizer=None),
+                  "shipped with the one-pass character map": with_parts(shipped, normalizer=char_map)})
     if original:
         specs.update({"original": original, "original without pre-tokenizer": with_parts(original, pre_tokenizer=None)})
     results = measure(specs, seqs, repeats)

@@ -273,3 +273,4 @@ def test_benchmark_script_compares_with_the_original_on_bundled_data():
         bp_ratio = float(row.strip("| ").split(" | ")[-2])
         assert 0.8 < bp_ratio < 1.25
     assert "| shipped without normalizer |" in out and "| original without pre-tokenizer |" in out
+    assert "| shipped with the one-pass character map |" in out  # built, and checked against the normalizer
