@@ -1,5 +1,6 @@
 """The shipped tokenizer, train_tokenizer.py, and compatibility with the original tokenizer.json."""
 
+import csv
 import gzip
 import json
 import os
@@ -236,6 +237,15 @@ def test_shipped_tokenizer_compresses_a_real_genome_like_the_original(shipped, l
     bp_per_token = len(lambda_genome) / (len(ids(shipped, lambda_genome)) - 2)
     assert 4.0 < bp_per_token < 6.0
 
+
+
+def test_clean_uppercase_input_gives_the_same_ids_without_the_normalizer(shipped):
+    # The README's speed tip: for GUE-style input the normalizer changes nothing.
+    with open(REPO_ROOT / "data" / "gue_sample" / "prom" / "prom_core_all" / "test.csv", newline="") as f:
+        sequences = [row["sequence"] for row in csv.DictReader(f)]
+    bare = AutoTokenizer.from_pretrained(REPO_ROOT)
+    bare.backend_tokenizer.normalizer = None
+    assert bare(sequences)["input_ids"] == shipped(sequences)["input_ids"]
 
 # --- k-mer baselines --------------------------------------------------------------------------
 
