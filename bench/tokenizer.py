@@ -101,7 +101,8 @@ def one_pass_char_map(normalizer_spec: dict) -> dict:
     its leaf sits at (root ^ b) ^ leaf; the leaf's value is where b's replacement starts in the
     blob. (Offsets of a removed leading character come out shifted; ids are the same.)
     """
-    normalizer = Tokenizer.from_str(with_parts(null_pipeline(), normalizer=normalizer_spec)).normalizer
+    null = null_pipeline()
+    normalizer = Tokenizer.from_str(with_parts(null, normalizer=normalizer_spec)).normalizer
     mapping = {c: normalizer.normalize_str(c) for c in map(chr, range(1, 128))}
     mapping = {c: out for c, out in mapping.items() if out != c}
     root, leaf, has_leaf, is_leaf = 256, 768, 1 << 8, 1 << 31  # children at 256+b, leaves at 512+b
@@ -117,7 +118,7 @@ def one_pass_char_map(normalizer_spec: dict) -> dict:
     charsmap = struct.pack("<I", len(trie)) + trie + blob
     char_map = {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()}
     probe = "".join(map(chr, range(1, 128))) * 2
-    mapped = Tokenizer.from_str(with_parts(null_pipeline(), normalizer=char_map)).normalizer.normalize_str(probe)
+    mapped = Tokenizer.from_str(with_parts(null, normalizer=char_map)).normalizer.normalize_str(probe)
     if mapped != normalizer.normalize_str(probe):
         raise AssertionError("the one-pass character map does not normalize like the shipped normalizer")
     return char_map
@@ -128,8 +129,9 @@ def stage_costs(shipped: str, original: str | None, seqs: list[str], repeats: in
     (on top of a pipeline whose model does no work), and the full tokenizers with their
     normalizer or pre-tokenizer taken out."""
     null = null_pipeline()
-    rules = json.loads(shipped)["normalizer"]["normalizers"]
-    char_map = one_pass_char_map(json.loads(shipped)["normalizer"])
+    normalizer = json.loads(shipped)["normalizer"]
+    rules = normalizer["normalizers"]
+    char_map = one_pass_char_map(normalizer)
     specs = {"no model, no normalizer": null}
     specs.update({f"no model + rule {json.dumps(r['pattern'])} -> {r['content']!r}": with_parts(null, normalizer=r) for r in rules})
     alternatives = {  # rejected designs, for comparison

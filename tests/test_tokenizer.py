@@ -238,7 +238,6 @@ def test_shipped_tokenizer_compresses_a_real_genome_like_the_original(shipped, l
     assert 4.0 < bp_per_token < 6.0
 
 
-
 def test_clean_uppercase_input_gives_the_same_ids_without_the_normalizer(shipped):
     # The README's speed tip: for GUE-style input the normalizer changes nothing.
     with open(REPO_ROOT / "data" / "gue_sample" / "prom" / "prom_core_all" / "test.csv", newline="") as f:
@@ -246,6 +245,7 @@ def test_clean_uppercase_input_gives_the_same_ids_without_the_normalizer(shipped
     bare = AutoTokenizer.from_pretrained(REPO_ROOT)
     bare.backend_tokenizer.normalizer = None
     assert bare(sequences)["input_ids"] == shipped(sequences)["input_ids"]
+
 
 # --- k-mer baselines --------------------------------------------------------------------------
 
