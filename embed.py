@@ -14,15 +14,14 @@ length_bp, embedding). Pooling and long-sequence windows: see embedding.py.
 
 import argparse
 import csv
-import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dnabert2.chunked_output import ChunkStore, atomic_write, chunked
 from dnabert2.genome_io import GenomeFormatError, iter_records
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -83,46 +82,10 @@ def read_records(path: str) -> Iterator[tuple[str, str]]:
         yield record.name, seq
 
 
-def chunks(records: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
-    chunk = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _atomic_write(path: str, write) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _fingerprint(args: Args) -> dict:
-    stat = os.stat(args.input)
     options = {k: v for k, v in asdict(args).items() if k not in ("output", "batch_size")}
+    stat = os.stat(args.input)
     return {**options, "input_size": stat.st_size, "input_mtime": stat.st_mtime}
-
-
-def open_work_dir(args: Args) -> str:
-    """OUTPUT.partial/: chunk files of an earlier run with the same input and options are reused."""
-    work = args.output + ".partial"
-    manifest = os.path.join(work, "manifest.json")
-    fingerprint = _fingerprint(args)
-    if os.path.isdir(work):
-        with open(manifest) as f:
-            previous = json.load(f)
-        if previous != fingerprint:
-            changed = sorted(k for k in fingerprint if previous.get(k) != fingerprint[k])
-            raise RuntimeError(
-                f"{work} holds a partial run with different {', '.join(changed)}; remove it to start over"
-            )
-        return work
-    os.makedirs(work)
-    _atomic_write(manifest, lambda p: json.dump(fingerprint, open(p, "w")))
-    return work
 
 
 def load_model(path: str, dtype: str):
@@ -146,13 +109,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not os.path.isfile(args.input):
         raise FileNotFoundError(f"{args.input}: no such file")
-    work = open_work_dir(args)
+    store = ChunkStore(args.output, _fingerprint(args))
     model = tokenizer = None
     done = computed = 0
-    for k, chunk in enumerate(chunks(read_records(args.input), args.chunk_records)):
-        path = os.path.join(work, f"chunk_{k:06d}.npz")
+    for k, chunk in enumerate(chunked(read_records(args.input), args.chunk_records)):
         done += len(chunk)
-        if os.path.isfile(path):
+        if store.done(k):
             continue  # finished by an earlier run
         if model is None:
             model, tokenizer = load_model(args.model, args.dtype)
@@ -162,35 +124,41 @@ def main(argv=None) -> int:
             rc_average=args.rc_average, max_tokens=args.max_tokens,
         )
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-        _atomic_write(path, lambda p: np.savez(open(p, "wb"), ids=np.array(names), vectors=vectors, lengths=lengths))
+        store.save(k, {"ids": np.array(names), "vectors": vectors, "lengths": lengths})
         computed += len(chunk)
         print(f"{done:,} records embedded ({computed:,} in this run)", file=sys.stderr)
     if done == 0:
         raise GenomeFormatError(f"{args.input}: no records")
-    write_output(args.output, work)
-    shutil.rmtree(work)
+    store.finish(lambda columns: write_output(args.output, columns))
     print(f"wrote {args.output}: {done:,} embeddings", file=sys.stderr)
     return 0
 
 
-def write_output(output: str, work: str) -> None:
-    parts = [np.load(os.path.join(work, f)) for f in sorted(os.listdir(work)) if f.endswith(".npz")]
-    ids = np.concatenate([p["ids"] for p in parts])
-    vectors = np.concatenate([p["vectors"] for p in parts]).astype(np.float32)
-    lengths = np.concatenate([p["lengths"] for p in parts])
+def write_output(output: str, columns: dict[str, np.ndarray]) -> None:
+    vectors = columns["vectors"].astype(np.float32)
     if output.endswith(".npy"):
-        _atomic_write(output, lambda p: np.save(open(p, "wb"), vectors))
-        _atomic_write(output + ".ids.txt", lambda p: open(p, "w").write("".join(f"{i}\n" for i in ids)))
+        atomic_write(output, lambda p: _save_npy(p, vectors))
+        atomic_write(output + ".ids.txt", lambda p: _write_lines(p, columns["ids"]))
         return
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table({
-        "id": pa.array(ids.tolist()),
-        "length_bp": pa.array(lengths),
+        "id": pa.array(columns["ids"].tolist()),
+        "length_bp": pa.array(columns["lengths"]),
         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
     })
-    _atomic_write(output, lambda p: pq.write_table(table, p))
+    atomic_write(output, lambda p: pq.write_table(table, p))
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a temporary name
+        np.save(f, array)
+
+
+def _write_lines(path: str, values) -> None:
+    with open(path, "w") as f:
+        f.writelines(f"{v}\n" for v in values)
 
 
 if __name__ == "__main__":
