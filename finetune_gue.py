@@ -59,6 +59,7 @@ class DataArguments:
     model_max_length: int = field(default=512, metadata={"help": "tokens, [CLS] and [SEP] included"})
     rc_tta: bool = field(default=False, metadata={"help": "also score test with reverse-complement averaging"})
     max_train_samples: int = field(default=0, metadata={"help": "train on a random subset of this size (0: all)"})
+    max_eval_samples: int = field(default=0, metadata={"help": "select checkpoints on a random dev subset of this size (0: all); test is always whole"})
 
 
 @dataclass
@@ -192,6 +193,8 @@ def run_task(model_args: ModelArguments, data_args: DataArguments, training_args
     splits = read_task(data_args.data_path)
     if 0 < data_args.max_train_samples < len(splits["train"].labels):
         splits["train"] = subsample(splits["train"], data_args.max_train_samples)
+    if 0 < data_args.max_eval_samples < len(splits["dev"].labels):
+        splits["dev"] = subsample(splits["dev"], data_args.max_eval_samples)
     for split in splits.values():
         if note := describe_non_acgt(split):
             print(note)

@@ -49,6 +49,9 @@ class DataArguments:
     mlm_probability: float = field(default=0.15)
     max_eval_examples: int = field(default=512)
     shuffle_buffer: int = field(default=4096, metadata={"help": "crops held for shuffling"})
+    sampling: str = field(default="length", metadata={
+        "help": "share of each file (genome) in the crops: 'length' (by bp), 'genome' (equal per file) or "
+                "alpha in [0, 1] (bp**alpha)"})
 
 
 @dataclass
@@ -148,7 +151,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     train_data = GenomeCropStream(
         spans, tokenizer, data_args.min_bp, data_args.max_bp, data_args.rc_prob, data_args.max_n_fraction,
         seed=training_args.seed, mlm_probability=data_args.mlm_probability, group_size=group,
-        shuffle_buffer=data_args.shuffle_buffer,
+        shuffle_buffer=data_args.shuffle_buffer, sampling=data_args.sampling,
     )
     eval_data = None
     if training_args.eval_strategy != "no" or training_args.do_eval:

@@ -10,6 +10,11 @@ How the stream is made (deterministic given the seed and the epoch):
 - Per pass over the corpus, every record is tiled from a random offset with crops of random length in
   [min_bp, max_bp] bp; each crop is reverse-complemented with probability rc_prob.
 - Crops with more than max_n_fraction N are skipped; N runs inside kept crops stay (N is a token).
+- `sampling` weights the files (genomes): each file's share of the crops is proportional to its
+  training bp to the power alpha: "length" (alpha 1, every base equally likely: the default),
+  "genome" (alpha 0, every file equally likely) or a number in between (as multilingual language
+  models balance languages). A file above its length share is tiled several times per pass; one
+  below it keeps each tile with a probability, so its crops still cover the whole record.
 - Files are interleaved round-robin and crops pass through a shuffle buffer, then are grouped
   into batches of similar token length (little padding) whose order is shuffled again.
 - Each process (torchrun) and DataLoader worker takes every k-th batch group, so ranks see
@@ -55,6 +60,36 @@ def scan_records(paths: list[str], eval_fraction: float, min_bp: int) -> list[Re
             f"after holding out eval_fraction={eval_fraction}) in {', '.join(paths)}"
         )
     return spans
+
+
+SAMPLING_ALPHA = {"length": 1.0, "genome": 0.0}  # named `sampling` modes and their exponent
+
+
+def sampling_alpha(sampling: str) -> float:
+    """The exponent of a `sampling` option: 'length', 'genome' or a number in [0, 1]."""
+    if sampling in SAMPLING_ALPHA:
+        return SAMPLING_ALPHA[sampling]
+    try:
+        alpha = float(sampling)
+    except ValueError:
+        alpha = -1.0
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"sampling {sampling!r}: expected one of {sorted(SAMPLING_ALPHA)} or a number in [0, 1]")
+    return alpha
+
+
+def file_rates(spans: list[RecordSpan], alpha: float) -> dict[str, float]:
+    """Per file, how many times its training bp is drawn per pass (1.0 for every file when alpha is 1).
+
+    A file's share of the pass is bp**alpha / sum(bp**alpha); the pass has as many bp as the corpus.
+    """
+    bp: dict[str, int] = {}
+    for span in spans:
+        bp[span.path] = bp.get(span.path, 0) + span.train_end
+    total = sum(bp.values())
+    weights = {path: n ** alpha for path, n in bp.items()}
+    norm = sum(weights.values())
+    return {path: 1.0 if alpha == 1.0 else total * weights[path] / norm / bp[path] for path in bp}
 
 
 def _regions(path: str, regions: dict[int, tuple[int, int]]) -> Iterator[tuple[int, Iterator[str]]]:
@@ -123,8 +158,10 @@ class GenomeCropStream(IterableDataset):
         group_size: int = 8,
         shuffle_buffer: int = 4096,
         groups_per_sort: int = 32,
+        sampling: str = "length",
     ):
         self.spans = [s for s in spans if s.train_end >= min_bp]
+        self.rates = file_rates(self.spans, sampling_alpha(sampling))
         self.tokenizer = tokenizer
         self.min_bp, self.max_bp = min_bp, max_bp
         self.rc_prob, self.max_n_fraction = rc_prob, max_n_fraction
@@ -140,8 +177,17 @@ class GenomeCropStream(IterableDataset):
         lengths = iter(lambda: rng.randint(self.min_bp, self.max_bp), None)
 
         def file_crops(path):
-            for _, pieces in _regions(path, regions[path]):
-                yield from _tile(pieces, lengths, self.min_bp)
+            repeats = max(1, math.ceil(self.rates[path]))
+            keep = self.rates[path] / repeats  # 1.0 at the default: no draw, the stream is unchanged
+            for repeat in range(repeats):
+                if repeat:  # fresh random offsets for every further tiling of the file
+                    for index, (_, end) in regions[path].items():
+                        span_length = end
+                        regions[path][index] = (rng.randrange(0, max(1, min(self.max_bp, span_length - self.min_bp + 1))), end)
+                for _, pieces in _regions(path, regions[path]):
+                    for crop in _tile(pieces, lengths, self.min_bp):
+                        if keep >= 1.0 or rng.random() < keep:
+                            yield crop
 
         streams = [file_crops(path) for path in regions]
         while streams:  # round-robin over files so that organisms mix

@@ -1,25 +1,53 @@
-"""GUE quality check: test MCC of the shipped checkpoint, the same architecture randomly
-initialised, and a k-mer-count logistic regression, on real GUE tasks.
+"""Does pretraining help? Fine-tune several starting points on real GUE tasks over a grid of
+pooling modes, learning rates and seeds, next to a k-mer logistic regression, and print
+mean ± std tables.
 
-    python bench/gue_quality.py --gue_root GUE_ROOT --tasks tf/0 mouse/0 prom/prom_core_all \
-        --max_train_samples 5000 --learning_rate 5e-4 --output_dir runs/gue_quality
+    python bench/gue_quality.py --gue_root GUE --output_dir runs/gue_quality \
+        --models shipped=. random=random --poolings pooler mean --learning_rates 5e-4 --seeds 1 2 3
+    python bench/gue_quality.py --gue_root GUE --output_dir runs/gue_quality --report_only true
 
-Both networks get identical fine-tuning settings: finetune_gue.py's per-task presets (epochs,
-max length, warmup) with the learning rate and training-set size given here (CPU-scaled), best
-checkpoint by dev MCC, scored on the full test split. The baseline counts k-mers (k = 3..6) and
-fits sklearn's LogisticRegression on the same training subset.
+Every run is finetune_gue.py (in this process) with the task's preset max length, a fixed random
+training subset (`--max_train_samples`, the same for every seed and model), `--max_steps` steps of
+batch 32, evaluation on a fixed dev subset every `--eval_steps` steps, the best checkpoint by dev
+MCC scored on the whole test split. `random` means the shipped config with fresh weights (seed 0).
+Results go to OUTPUT/results_SHARD.jsonl, one line per run; a rerun skips finished runs, and
+`--shard i/n` splits the grid between processes. The k-mer baseline is sklearn's
+LogisticRegression on 3- to 6-mer counts of the same training subset.
 """
 
-import argparse
+import itertools
 import json
 import os
-import subprocess
+import shutil
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from transformers import HfArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent
+DEV_VISIBLE_TASKS = ["tf/0", "tf/1", "mouse/0", "mouse/2", "mouse/4", "prom/prom_core_all", "prom/prom_core_notata",
+                     "prom/prom_300_tata"]
+
+
+@dataclass
+class Args:
+    gue_root: str = field(metadata={"help": "folder with the GUE task folders"})
+    output_dir: str = field(default="runs/gue_quality")
+    tasks: list[str] = field(default_factory=lambda: list(DEV_VISIBLE_TASKS))
+    models: list[str] = field(default_factory=lambda: ["shipped=.", "random=random"],
+                              metadata={"help": "NAME=FOLDER; FOLDER 'random' is the shipped config with fresh weights"})
+    poolings: list[str] = field(default_factory=lambda: ["mean"])
+    learning_rates: list[float] = field(default_factory=lambda: [5e-4])
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    max_train_samples: int = field(default=2000)
+    max_eval_samples: int = field(default=1000)
+    max_steps: int = field(default=200)
+    eval_steps: int = field(default=50)
+    shard: str = field(default="0/1", metadata={"help": "i/n: run every n-th grid point starting at i"})
+    kmer: bool = field(default=True, metadata={"help": "also fit the k-mer baseline"})
+    report_only: bool = field(default=False)
 
 
 def kmer_baseline(data_path: str, max_train: int) -> float:
@@ -50,48 +78,116 @@ def random_init_folder(output_dir: str) -> str:
     from dnabert2.training_callbacks import save_tokenizer
 
     folder = os.path.join(output_dir, "random_init")
-    torch.manual_seed(0)
-    BertForMaskedLM(BertConfig.from_pretrained(str(ROOT))).save_pretrained(folder)
-    save_tokenizer(load_tokenizer(str(ROOT)), folder)
+    if not os.path.isfile(os.path.join(folder, "model.safetensors")):
+        torch.manual_seed(0)
+        BertForMaskedLM(BertConfig.from_pretrained(str(ROOT))).save_pretrained(folder)
+        save_tokenizer(load_tokenizer(str(ROOT)), folder)
     return folder
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gue_root", required=True)
-    p.add_argument("--tasks", nargs="+", default=["tf/0", "mouse/0", "prom/prom_core_all", "prom/prom_300_tata"])
-    p.add_argument("--max_train_samples", type=int, default=5000)
-    p.add_argument("--learning_rate", default="5e-4")
-    p.add_argument("--output_dir", default="runs/gue_quality")
-    p.add_argument("--seed", default="42")
-    args = p.parse_args()
-    os.makedirs(args.output_dir, exist_ok=True)
-    starts = {"shipped checkpoint": str(ROOT), "random init": random_init_folder(args.output_dir)}
+def read_results(output_dir: str) -> list[dict]:
     rows = []
-    for task in args.tasks:
-        row = {"task": task, "k-mer LR": kmer_baseline(os.path.join(args.gue_root, task), args.max_train_samples)}
-        for name, model in starts.items():
-            out = os.path.join(args.output_dir, name.replace(" ", "_"), task)
-            cmd = [sys.executable, str(ROOT / "finetune_gue.py"), "--model_name_or_path", model, "--task", task,
-                   "--gue_root", args.gue_root, "--output_dir", out, "--learning_rate", args.learning_rate,
-                   "--max_train_samples", str(args.max_train_samples), "--seed", args.seed, "--disable_tqdm", "true",
-                   "--save_total_limit", "1"]
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            with open(os.path.join(out, "test_results.json")) as f:
-                row[name] = json.load(f)["test_matthews_correlation"]
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    for path in sorted(Path(output_dir).glob("results_*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def run_key(row: dict) -> tuple:
+    return row["model"], row["task"], row["pooling"], float(row["learning_rate"]), int(row["seed"])
+
+
+def finetune(args: Args, folder: str, task: str, pooling: str, lr: float, seed: int, out: str) -> dict:
+    from dnabert2 import finetune_gue
+
+    argv = ["--model_name_or_path", folder, "--task", task, "--gue_root", args.gue_root, "--output_dir", out,
+            "--classifier_pooling", pooling, "--learning_rate", str(lr), "--seed", str(seed),
+            "--max_train_samples", str(args.max_train_samples), "--max_eval_samples", str(args.max_eval_samples),
+            "--max_steps", str(args.max_steps), "--warmup_steps", str(args.max_steps // 10),
+            "--per_device_train_batch_size", "32", "--eval_steps", str(args.eval_steps),
+            "--save_steps", str(args.eval_steps), "--save_total_limit", "1", "--disable_tqdm", "true",
+            "--logging_steps", str(args.eval_steps)]
+    finetune_gue.main(argv)
+    with open(os.path.join(out, "test_results.json")) as f:
+        test = json.load(f)["test_matthews_correlation"]
+    dev = [r["eval_matthews_correlation"] for r in _log_rows(os.path.join(out, "log.csv")) if r.get("eval_matthews_correlation")]
+    shutil.rmtree(out)  # weights and checkpoints: only the numbers are kept
+    return {"test_mcc": test, "dev_mcc": max(float(d) for d in dev)}
+
+
+def _log_rows(path: str) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return ""
+    v = 100 * np.asarray(values)
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+
+def report(args: Args) -> str:
+    """Test MCC x100 (mean ± std over seeds) per task and setting, and the dev-selected learning rate."""
     from dnabert2.gue import paper_score
 
-    print(f"\ntest MCC x100 (train subset <= {args.max_train_samples}, lr {args.learning_rate}, seed {args.seed})\n")
-    print("| task | shipped checkpoint | random init | k-mer LR | paper DNABERT-2-117M |\n|---|---:|---:|---:|---:|")
-    for r in rows:
-        paper = paper_score(r["task"])
-        print(f"| {r['task']} | {100 * r['shipped checkpoint']:.1f} | {100 * r['random init']:.1f} | "
-              f"{100 * r['k-mer LR']:.1f} | {'' if paper is None else f'{paper:.2f}'} |")
-    print(f"| mean | {100 * np.mean([r['shipped checkpoint'] for r in rows]):.1f} | "
-          f"{100 * np.mean([r['random init'] for r in rows]):.1f} | {100 * np.mean([r['k-mer LR'] for r in rows]):.1f} | |")
+    rows = read_results(args.output_dir)
+    kmer_path = Path(args.output_dir) / "kmer.json"
+    kmer = json.loads(kmer_path.read_text()) if kmer_path.exists() else {}
+    settings = sorted({(r["model"], r["pooling"], float(r["learning_rate"])) for r in rows})
+    tasks = [t for t in args.tasks if any(r["task"] == t for r in rows)]
+    head = ["task"] + [f"{m} {p} lr {lr:g}" for m, p, lr in settings] + ["k-mer LR", "paper 117M"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    means: dict[tuple, list[float]] = {s: [] for s in settings}
+    for task in tasks:
+        cells = [task]
+        for s in settings:
+            values = [r["test_mcc"] for r in rows if (r["model"], r["pooling"], float(r["learning_rate"])) == s and r["task"] == task]
+            cells.append(f"{fmt(values)} (n={len(values)})" if values else "")
+            if values:
+                means[s].append(float(np.mean(values)))
+        paper = paper_score(task)
+        cells += [f"{100 * kmer[task]:.1f}" if task in kmer else "", "" if paper is None else f"{paper:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    kmer_mean = f"{100 * np.mean([kmer[t] for t in tasks if t in kmer]):.1f}" if kmer else ""
+    cells = [f"{100 * np.mean(means[s]):.1f}" if means[s] else "" for s in settings]
+    lines.append("| mean of task means | " + " | ".join(cells + [kmer_mean, ""]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    (args,) = HfArgumentParser(Args).parse_args_into_dataclasses(args=argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    if not args.report_only:
+        index, count = (int(x) for x in args.shard.split("/"))
+        if args.kmer and index == 0:
+            kmer_path = Path(args.output_dir) / "kmer.json"
+            kmer = json.loads(kmer_path.read_text()) if kmer_path.exists() else {}
+            for task in args.tasks:
+                if task not in kmer:
+                    kmer[task] = kmer_baseline(os.path.join(args.gue_root, task), args.max_train_samples)
+                    kmer_path.write_text(json.dumps(kmer, indent=1))
+        folders = {}
+        for spec in args.models:
+            name, _, folder = spec.partition("=")
+            folders[name] = random_init_folder(args.output_dir) if folder == "random" else folder
+        done = {run_key(r) for r in read_results(args.output_dir)}
+        grid = list(itertools.product(args.seeds, args.tasks, folders, args.poolings, args.learning_rates))
+        results_path = os.path.join(args.output_dir, f"results_{index}.jsonl")
+        for point, (seed, task, name, pooling, lr) in enumerate(grid):
+            row = {"model": name, "task": task, "pooling": pooling, "learning_rate": lr, "seed": seed}
+            if point % count != index or run_key(row) in done:
+                continue
+            out = os.path.join(args.output_dir, "work", f"{name}-{task.replace('/', '_')}-{pooling}-{lr:g}-{seed}")
+            row.update(finetune(args, folders[name], task, pooling, lr, seed, out))
+            with open(results_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print(f"test MCC x100, mean ± std over seeds (train subset {args.max_train_samples}, {args.max_steps} steps of 32)\n")
+    print(report(args))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
