@@ -183,6 +183,14 @@ _BACKENDS = {"eager": eager_attention, "sdpa": sdpa_attention, "triton": triton_
 assert tuple(_BACKENDS) == ATTENTION_BACKENDS
 
 
+def register_attention_backend(name: str, fn) -> None:
+    """Add an attention function `fn(qkv, packed, slopes, scale, dropout_p) -> (out, probs or None)`
+    under `name`, for benchmarks and experiments; the built-in backends cannot be replaced."""
+    if name in ATTENTION_BACKENDS:
+        raise ValueError(f"{name!r} is a built-in attention backend {ATTENTION_BACKENDS}; pick another name")
+    _BACKENDS[name] = fn
+
+
 def varlen_attention(backend: str, qkv, packed: PackedBatch, slopes, scale: float, dropout_p: float = 0.0):
     """Attention for packed `qkv` (total, 3, heads, head_dim) with ALiBi `slopes` (heads,).
 
@@ -193,6 +201,7 @@ def varlen_attention(backend: str, qkv, packed: PackedBatch, slopes, scale: floa
         fn = _BACKENDS[backend]
     except KeyError:
         raise ValueError(
-            f"Unknown attention backend {backend!r}; DNABERT-2 supports {ATTENTION_BACKENDS}."
+            f"Unknown attention backend {backend!r}; DNABERT-2 supports {ATTENTION_BACKENDS}"
+            f"{' and the registered ' + str(sorted(set(_BACKENDS) - set(ATTENTION_BACKENDS))) if len(_BACKENDS) > len(ATTENTION_BACKENDS) else ''}."
         ) from None
     return fn(qkv, packed, slopes, scale, dropout_p)

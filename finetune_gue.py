@@ -24,7 +24,7 @@ from transformers import DataCollatorWithPadding, HfArgumentParser, Trainer, Tra
 
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.gue import (
-    GUEDataError, Split, classification_metrics, describe_non_acgt, discover_tasks, read_task,
+    LEARNING_RATE_BY_WIDTH, GUEDataError, Split, classification_metrics, default_learning_rate, describe_non_acgt, discover_tasks, read_task,
     reverse_complement_split, task_preset, write_summary,
 )
 from dnabert2.modeling_bert import BertForSequenceClassification
@@ -67,7 +67,8 @@ class GUETrainingArguments(TrainingArguments):
     """TrainingArguments with the paper's common fine-tuning settings as defaults."""
 
     output_dir: str = field(default="outputs/gue")
-    learning_rate: float = field(default=3e-5)
+    learning_rate: float = field(default=LEARNING_RATE_BY_WIDTH[0][1], metadata={
+        "help": "default: by model width (gue.LEARNING_RATE_BY_WIDTH: the paper's 3e-5 for hidden >= 768, more below)"})
     per_device_train_batch_size: int = field(default=8)
     per_device_eval_batch_size: int = field(default=64)
     num_train_epochs: float = field(default=3.0)
@@ -88,6 +89,17 @@ class GUETrainingArguments(TrainingArguments):
 
 def explicit_flags(argv: list[str]) -> set[str]:
     return {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+
+
+def model_learning_rate(model_name_or_path: str) -> float:
+    """The default fine-tuning learning rate for this checkpoint's width, said once on stderr."""
+    from dnabert2.configuration_bert import BertConfig
+
+    hidden_size = BertConfig.from_pretrained(model_name_or_path).hidden_size
+    learning_rate = default_learning_rate(hidden_size)
+    print(f"learning rate {learning_rate:g} for a model of hidden size {hidden_size} "
+          "(gue.LEARNING_RATE_BY_WIDTH; --learning_rate overrides)", file=sys.stderr)
+    return learning_rate
 
 
 def apply_preset(task: str, training_args, data_args, explicit: set[str]):
@@ -279,6 +291,8 @@ def main(argv=None) -> int:
     parser = HfArgumentParser((ModelArguments, DataArguments, GUETrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     explicit = explicit_flags(argv)
+    if "learning_rate" not in explicit:
+        training_args = replace(training_args, learning_rate=model_learning_rate(model_args.model_name_or_path))
     if "gradient_accumulation_steps" not in explicit:  # keep the paper's global batch of 32
         per_step = training_args.per_device_train_batch_size * max(1, training_args.world_size)
         training_args = replace(training_args, gradient_accumulation_steps=max(1, GLOBAL_BATCH // per_step))

@@ -19,6 +19,20 @@ SPLITS = ("train", "dev", "test")
 PAPER_SCORES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "dnabert2_table4_gue.csv")
 
 
+# Fine-tuning learning rate by model width, used when --learning_rate is not given: the paper's 3e-5
+# was tuned for DNABERT-2-117M (hidden 768); narrower models need a larger one (dev-MCC sweep in
+# BENCHMARKS.md, "Does our pretraining help?"). Rows: (smallest hidden_size, learning rate).
+LEARNING_RATE_BY_WIDTH = ((768, 3e-5), (0, 5e-4))
+
+
+def default_learning_rate(hidden_size: int) -> float:
+    """The fine-tuning learning rate for a model of this width (LEARNING_RATE_BY_WIDTH)."""
+    for min_width, learning_rate in LEARNING_RATE_BY_WIDTH:
+        if hidden_size >= min_width:
+            return learning_rate
+    raise ValueError(f"hidden_size must be positive, got {hidden_size}")
+
+
 @dataclass(frozen=True)
 class TaskPreset:
     model_max_length: int

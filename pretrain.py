@@ -19,7 +19,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
-from dnabert2.modeling_bert import BertForMaskedLM
+from dnabert2.modeling_bert import IGNORE_INDEX, BertForMaskedLM
 from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, heldout_examples, scan_records
 from dnabert2.training_callbacks import (
     CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, end_distributed, plot_curves, save_tokenizer,
@@ -79,7 +79,7 @@ def load_config(model_args: ModelArguments, vocab_size: int) -> BertConfig:
 def mlm_accuracy(eval_pred) -> dict:
     """Accuracy on the masked positions (predictions and labels are both (examples, L))."""
     predictions, labels = eval_pred.predictions, eval_pred.label_ids
-    masked = labels != -100
+    masked = labels != IGNORE_INDEX
     return {"mlm_accuracy": float((predictions[masked] == labels[masked]).mean())}
 
 
@@ -87,10 +87,10 @@ def argmax_logits(logits, labels):
     """Keep only the predicted ids, so evaluation never accumulates (positions, vocab) logits.
 
     With labels the model returns logits only for the labelled positions; put their argmax back
-    into a (batch, L) grid (-100 elsewhere) so that Trainer can concatenate and truncate per example.
+    into a (batch, L) grid (IGNORE_INDEX elsewhere) so that Trainer can concatenate and truncate per example.
     """
-    predictions = torch.full_like(labels, -100)
-    predictions[labels != -100] = logits.argmax(dim=-1)
+    predictions = torch.full_like(labels, IGNORE_INDEX)
+    predictions[labels != IGNORE_INDEX] = logits.argmax(dim=-1)
     return predictions
 
 
@@ -157,7 +157,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     if training_args.eval_strategy != "no" or training_args.do_eval:
         eval_data = heldout_examples(
             eval_spans, tokenizer, data_args.max_bp, data_args.max_eval_examples, training_args.seed,
-            data_args.mlm_probability,
+            data_args.mlm_probability, data_args.max_n_fraction,
         )
 
     callbacks = [TokenizerFilesCallback(tokenizer), CSVLogCallback(os.path.join(training_args.output_dir, "log.csv"))]

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .dna_tokenizer import SPECIAL_TOKENS
 from .genome_io import iter_record_chunks, reverse_complement
+from .modeling_bert import IGNORE_INDEX
 
-SPECIAL_IDS_BELOW = 5  # ids 0..4 are [UNK] [CLS] [SEP] [PAD] [MASK]; never masked, never sampled
+SPECIAL_IDS_BELOW = len(SPECIAL_TOKENS)  # ids below are [UNK] [CLS] [SEP] [PAD] [MASK]: never masked, never sampled
 
 
 @dataclass(frozen=True)
@@ -248,11 +250,12 @@ class GenomeCropStream(IterableDataset):
 
 
 def heldout_examples(
-    spans: list[RecordSpan], tokenizer, window_bp: int, max_examples: int, seed: int = 0, mlm_probability: float = 0.15
+    spans: list[RecordSpan], tokenizer, window_bp: int, max_examples: int, seed: int = 0, mlm_probability: float = 0.15,
+    max_n_fraction: float = 0.1,
 ) -> list[dict]:
     """The fixed evaluation set: the held-out tail of each record tiled into window_bp pieces.
 
-    Windows with more than 10% N are skipped; at most max_examples are kept (evenly spread).
+    Windows with more than max_n_fraction N are skipped (the rule of the training crops); at most max_examples are kept (evenly spread).
     Masks are drawn once here (seeded), so every evaluation scores the same positions.
     """
     windows = []
@@ -262,7 +265,7 @@ def heldout_examples(
     for path, file_regions in regions.items():
         for _, pieces in _regions(path, file_regions):
             windows.extend(_tile(pieces, iter(lambda: window_bp, None), window_bp // 4))
-    windows = [w for w in windows if w.count("N") <= 0.1 * len(w)]
+    windows = [w for w in windows if w.count("N") <= max_n_fraction * len(w)]
     if not windows:
         raise ValueError("the held-out regions hold no usable window; raise eval_fraction or give eval files")
     if len(windows) > max_examples:
@@ -280,7 +283,7 @@ def heldout_examples(
 class MLMMasker:
     """BERT masking: `mlm_probability` of the non-special tokens are chosen; of those 80% become
     [MASK], 10% a random non-special token and 10% stay. Labels are the original ids at the
-    chosen positions and -100 elsewhere."""
+    chosen positions and IGNORE_INDEX elsewhere."""
 
     def __init__(self, tokenizer, mlm_probability: float = 0.15):
         self.mask_id = tokenizer.mask_token_id
@@ -291,7 +294,7 @@ class MLMMasker:
         """ids (..., L) -> (masked ids, labels)."""
         eligible = ids >= SPECIAL_IDS_BELOW
         chosen = eligible & (torch.rand(ids.shape, generator=generator) < self.mlm_probability)
-        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
         roll = torch.rand(ids.shape, generator=generator)
         random_ids = torch.randint(SPECIAL_IDS_BELOW, self.vocab_size, ids.shape, generator=generator)
         masked = torch.where(chosen & (roll < 0.8), torch.full_like(ids, self.mask_id), ids)
@@ -313,7 +316,7 @@ class MLMCollator:
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
         ids = torch.full((len(examples), length), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(examples), length), -100, dtype=torch.long)
+        labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
         attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
         for row, e in enumerate(examples):
             n = len(e["input_ids"])

@@ -22,7 +22,7 @@ import torch
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records
-from dnabert2.modeling_bert import BertForMaskedLM
+from dnabert2.modeling_bert import IGNORE_INDEX, BertForMaskedLM
 from dnabert2.pretraining_data import MLMCollator, MLMMasker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def batch_of_crops(tokenizer, batch: int, seed: int = 0) -> dict:
 def model_flops(batch: dict, config) -> float:
     h, i, layers, vocab = config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.vocab_size
     lengths = batch["attention_mask"].sum(1).tolist()
-    masked = int((batch["labels"] != -100).sum())
+    masked = int((batch["labels"] != IGNORE_INDEX).sum())
     linear = 2 * (3 * h * h + h * h + 2 * i * h + i * h) * layers
     forward = sum(n * linear + 4 * n * n * h * layers for n in lengths) + masked * 2 * (h * h + h * vocab)
     return 3 * forward

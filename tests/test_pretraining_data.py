@@ -1,4 +1,6 @@
-"""`--sampling`: each genome file's share of the pretraining crops, checked on real bundled genomes.
+"""Pretraining data: `--sampling` shares of each genome file, and the N rule of held-out windows.
+
+`--sampling`: each genome file's share of the pretraining crops, checked on real bundled genomes.
 
 Crops are attributed to their genome by searching them in the genome's sequence (an independent
 check: the stream never says where a crop came from). Train bp of the three files (2% held out):
@@ -12,7 +14,7 @@ import pytest
 from conftest import REPO_ROOT
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records
-from dnabert2.pretraining_data import GenomeCropStream, sampling_alpha, scan_records
+from dnabert2.pretraining_data import GenomeCropStream, heldout_examples, sampling_alpha, scan_records
 
 GENOMES = {name: str(REPO_ROOT / "data" / "genomes" / f) for name, f in [
     ("ecoli", "ecoli_k12_W3110_first100kbp.fa.gz"), ("lambda", "phage_lambda.fa.gz"), ("mito", "human_mito.fa.gz")]}
@@ -60,3 +62,16 @@ def test_sampling_values_outside_the_documented_set_are_refused():
     for bad in ("uniform", "1.5", "-0.1"):
         with pytest.raises(ValueError, match=r"expected one of \['genome', 'length'\] or a number in \[0, 1\]"):
             sampling_alpha(bad)
+
+
+def test_heldout_windows_follow_max_n_fraction(sequences, tmp_path):
+    # 2,000 bp of real lambda sequence; the held-out second half has 300 N (30% of its one 1 kbp window).
+    seq = sequences["lambda"][:2000]
+    seq = seq[:1200] + "N" * 300 + seq[1500:]
+    path = tmp_path / "lambda_with_n.fa"
+    path.write_text(">lambda_2kbp\n" + seq + "\n")
+    spans = scan_records([str(path)], 0.5, 200)
+    tokenizer = load_tokenizer(str(REPO_ROOT))
+    assert len(heldout_examples(spans, tokenizer, 1000, 10, max_n_fraction=0.5)) == 1
+    with pytest.raises(ValueError, match="the held-out regions hold no usable window"):
+        heldout_examples(spans, tokenizer, 1000, 10, max_n_fraction=0.1)
