@@ -282,7 +282,7 @@ def autotune_configs(kernel: str, meta: dict) -> list:
     if kernel not in KERNEL_NAMES:
         raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {kernel!r}")
     tuner = _tuners()[kernel]
-    return tuner.prune_configs(meta) if tuner.early_config_prune else list(tuner.configs)
+    return tuner.early_config_prune(tuner.configs, None, **meta) if tuner.early_config_prune else list(tuner.configs)
 
 
 @contextlib.contextmanager
