@@ -59,6 +59,7 @@ class GpuCheckArguments:
     train_batch: int = field(default=8, metadata={"help": "training batch (genome crops of 500-1500 bp)"})
     train_steps: int = field(default=3, metadata={"help": "timed training steps (after one warm-up)"})
     aot_workers: int = field(default=2, metadata={"help": "compile processes for the aot section"})
+    aot_jobs: str = field(default="", metadata={"help": "aot: compile only these (bench/triton_aot.py --jobs); default every config"})
 
 
 def kernel_plan(cuda: bool, max_length: int = 4096):
@@ -136,12 +137,13 @@ def parity_rows(device: str) -> list[dict]:
     return rows
 
 
-def aot_rows(workers: int) -> list[dict]:
+def aot_rows(workers: int, jobs: str = "") -> list[dict]:
     """bench/triton_aot.py in a subprocess without TRITON_INTERPRET; its JSON results."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "aot.json"
         env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        proc = subprocess.run([sys.executable, str(BENCH / "triton_aot.py"), "--workers", str(workers), "--json", str(out)],
+        extra = ["--jobs", jobs] if jobs else []
+        proc = subprocess.run([sys.executable, str(BENCH / "triton_aot.py"), "--workers", str(workers), "--json", str(out), *extra],
                               env=env, capture_output=True, text=True)
         if not out.exists():
             raise RuntimeError(f"bench/triton_aot.py wrote no results (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -178,7 +180,7 @@ def run_sections(args: GpuCheckArguments, cuda: bool) -> dict:
     """{section: {"status": "ran"|"skipped"|"error", "seconds", "rows" | "reason"}} in SECTIONS order."""
     device = "cuda" if cuda else "cpu"
     runners = {
-        "aot": lambda: aot_rows(args.aot_workers),
+        "aot": lambda: aot_rows(args.aot_workers, args.aot_jobs),
         "kernel": lambda: kernel_rows(device, args.max_length) + (config_sweep_rows(device) if cuda and args.config_sweep else []),
         "parity": lambda: parity_rows(device),
         "attention": lambda: attention_rows(args),
