@@ -252,17 +252,11 @@ def markdown_table(results: list[Result]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text to path through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write text to path atomically (chunked_output.atomic_write), creating its folder."""
+    from dnabert2.chunked_output import atomic_write
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(str(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def results_json(results: list[Result]) -> list[dict]:

@@ -86,7 +86,7 @@ def test_without_cuda_gpu_check_runs_the_cpu_sections_and_says_what_it_skipped(t
     assert report["meta"]["result"] == "PASS" and code == 0
     md = (tmp_path / "report.md").read_text()
     assert "## attention: skipped" in md and "## kernel: ran" in md
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+    assert not list(tmp_path.glob("*.tmp-*"))  # atomic writes leave no temporary files
 
 
 def test_unknown_section_is_refused_with_the_allowed_set():
