@@ -29,6 +29,7 @@ TRITON_INTERPRET=1 a single small config is used, because the interpreter cannot
 not installed.
 """
 
+import contextlib
 import math
 import os
 
@@ -49,20 +50,48 @@ MAX_HEAD_DIM = 128
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _configs(block_pairs, warps, stages):
-    if _INTERPRET:
-        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 16}, num_warps=1, num_stages=1)]
-    return [
-        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
-        for m, n in block_pairs
-        for w in warps
-        for s in stages
-    ]
+# GPU autotune configs per kernel: (BLOCK_M, BLOCK_N, num_warps, num_stages, largest BLOCK_D).
+# A config is listed only where it compiles for both sm_80 and sm_90 in fp16 and bf16 with no
+# register spills, within the target's shared memory, and (sm_90) on wgmma; tests/test_triton_aot.py
+# compiles every one ahead of time and checks that, and BENCHMARKS.md has the measured table.
+# Rules that fell out of the measurements: 128-row tiles need 8 warps; at head_dim 128 the forward
+# drops 128 x 128 (spills on sm_80, 288 KB of shared memory at 4 stages) and the backward kernels
+# keep only their 8-warp configs; the dQ kernel needs BLOCK_M >= 64 to use wgmma.
+GPU_CONFIGS = {
+    "fwd": [(64, 64, w, s, 128) for w in (4, 8) for s in (2, 3, 4)]
+    + [(128, n, 8, s, 128) for n in (32, 64) for s in (2, 3, 4)]
+    + [(128, 128, 8, s, 64) for s in (2, 3, 4)],
+    "bwd_dkdv": [(32, 64, 8, s, 128) for s in (2, 3)] + [(32, 64, 4, s, 64) for s in (2, 3)] + [(64, 64, 8, 2, 64)],
+    "bwd_dq": [(64, 64, 8, s, 128) for s in (2, 3)] + [(64, 64, 4, s, 64) for s in (2, 3)] + [(128, 64, 8, s, 64) for s in (2, 3)],
+}
+# The one config under TRITON_INTERPRET=1: the interpreter cannot autotune, and small blocks keep it fast.
+INTERPRETER_CONFIG = (16, 16, 1, 1, MAX_HEAD_DIM)
+
+
+def _configs(kernel: str) -> list:
+    table = [INTERPRETER_CONFIG] if _INTERPRET else GPU_CONFIGS[kernel]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s, _ in table]
+
+
+def _largest_block_d(kernel: str, config) -> int:
+    table = [INTERPRETER_CONFIG] if _INTERPRET else GPU_CONFIGS[kernel]
+    key = (config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_warps, config.num_stages)
+    return max((row[4] for row in table if row[:4] == key), default=MAX_HEAD_DIM)  # a pinned config is not pruned
+
+
+def _head_dim_pruner(kernel: str):
+    """early_config_prune for `kernel`: drop the configs not listed for this BLOCK_D."""
+
+    def prune(configs, named_args, **meta):
+        kept = [c for c in configs if meta["BLOCK_D"] <= _largest_block_d(kernel, c)]
+        if not kept:
+            raise ValueError(f"no {kernel} autotune config for BLOCK_D={meta['BLOCK_D']} (head_dim <= {MAX_HEAD_DIM})")
+        return kept
+
+    return prune
 
 
 if TRITON_AVAILABLE:
-    _FWD_CONFIGS = _configs([(128, 64), (128, 128), (64, 64), (128, 32)], [4, 8], [2, 3, 4])
-    _BWD_CONFIGS = _configs([(64, 64), (128, 64), (64, 128), (32, 64)], [4, 8], [2, 3])
     _AUTOTUNE_KEY = ["BLOCK_D", "IS_FP32", "INPUT_PRECISION"]
 
     @triton.jit
@@ -78,7 +107,7 @@ if TRITON_AVAILABLE:
             scores -= slope_log2 * tl.abs(rows[:, None] - cols[None, :]).to(tl.float32)
         return tl.where(cols[None, :] < seqlen, scores, float("-inf"))
 
-    @triton.autotune(configs=_FWD_CONFIGS, key=_AUTOTUNE_KEY)
+    @triton.autotune(configs=_configs("fwd"), key=_AUTOTUNE_KEY, prune_configs_by={"early_config_prune": _head_dim_pruner("fwd")})
     @triton.jit
     def _fwd_kernel(
         Q, K, V, Out, Lse, CuSeqlens, Slopes,
@@ -144,7 +173,7 @@ if TRITON_AVAILABLE:
         delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
         tl.store(Delta + head * stride_dh + tokens, delta, mask=tokens < total_tokens)
 
-    @triton.autotune(configs=_BWD_CONFIGS, key=_AUTOTUNE_KEY)
+    @triton.autotune(configs=_configs("bwd_dkdv"), key=_AUTOTUNE_KEY, prune_configs_by={"early_config_prune": _head_dim_pruner("bwd_dkdv")})
     @triton.jit
     def _bwd_dkdv_kernel(
         Q, K, V, DOut, Lse, Delta, DK, DV, CuSeqlens, Slopes,
@@ -194,7 +223,7 @@ if TRITON_AVAILABLE:
         tl.store(_tile(DK, seq_start, cols, stride_dkt, head, stride_dkh, offs_d), dk.to(DK.dtype.element_ty), mask=kv_mask)
         tl.store(_tile(DV, seq_start, cols, stride_dvt, head, stride_dvh, offs_d), dv.to(DV.dtype.element_ty), mask=kv_mask)
 
-    @triton.autotune(configs=_BWD_CONFIGS, key=_AUTOTUNE_KEY)
+    @triton.autotune(configs=_configs("bwd_dq"), key=_AUTOTUNE_KEY, prune_configs_by={"early_config_prune": _head_dim_pruner("bwd_dq")})
     @triton.jit
     def _bwd_dq_kernel(
         Q, K, V, DOut, Lse, Delta, DQ, CuSeqlens, Slopes,
@@ -240,6 +269,43 @@ if TRITON_AVAILABLE:
         tl.store(_tile(DQ, seq_start, rows, stride_dqt, head, stride_dqh, offs_d), dq.to(DQ.dtype.element_ty), mask=q_mask)
 
 
+KERNEL_NAMES = ("fwd", "bwd_dkdv", "bwd_dq")
+
+
+def _tuners() -> dict:
+    return {"fwd": _fwd_kernel, "bwd_dkdv": _bwd_dkdv_kernel, "bwd_dq": _bwd_dq_kernel}
+
+
+def autotune_configs(kernel: str, meta: dict) -> list:
+    """The triton.Config list the autotuner of `kernel` (one of KERNEL_NAMES) tries for the constexprs
+    `meta` (see kernel_meta), after its pruning; under TRITON_INTERPRET=1, the one interpreter config."""
+    if kernel not in KERNEL_NAMES:
+        raise ValueError(f"kernel must be one of {KERNEL_NAMES}, got {kernel!r}")
+    tuner = _tuners()[kernel]
+    return tuner.early_config_prune(tuner.configs, None, **meta) if tuner.early_config_prune else list(tuner.configs)
+
+
+@contextlib.contextmanager
+def pinned_config(config, kernels: tuple = KERNEL_NAMES):
+    """Within the block, `kernels` run at this one triton.Config instead of autotuning: tests run the
+    interpreter at GPU block sizes, bench/gpu_check.py checks each autotune config for correctness.
+    Not thread-safe (it swaps the autotuners' config lists)."""
+    if not TRITON_AVAILABLE:
+        raise ImportError("pinned_config needs the `triton` package, which is not importable here.")
+    unknown = set(kernels) - set(KERNEL_NAMES)
+    if unknown:
+        raise ValueError(f"kernels must be among {KERNEL_NAMES}, got {sorted(unknown)}")
+    tuners = [_tuners()[k] for k in kernels]
+    saved = [t.configs for t in tuners]
+    try:
+        for t in tuners:
+            t.configs = [config]  # one config: the autotuner launches it without pruning or benchmarking
+        yield config
+    finally:
+        for t, configs in zip(tuners, saved):
+            t.configs = configs
+
+
 def _check_inputs(q, k, v, cu_seqlens, alibi_slopes):
     if not TRITON_AVAILABLE:
         raise ImportError("flash_attn_varlen_func needs the `triton` package, which is not importable here.")
@@ -263,15 +329,19 @@ def _check_inputs(q, k, v, cu_seqlens, alibi_slopes):
         )
 
 
-def _meta(q, alibi_slopes, fp32_precision):
-    is_fp32 = q.dtype == torch.float32
+def kernel_meta(head_dim: int, is_fp32: bool, has_alibi: bool, fp32_precision: str = "ieee") -> dict:
+    """The constexpr arguments of the three autotuned kernels (bench/triton_aot.py compiles with these)."""
     return dict(
-        HEAD_DIM=q.shape[-1],
-        BLOCK_D=max(16, triton.next_power_of_2(q.shape[-1])),
-        HAS_ALIBI=alibi_slopes is not None,
+        HEAD_DIM=head_dim,
+        BLOCK_D=max(16, triton.next_power_of_2(head_dim)),
+        HAS_ALIBI=has_alibi,
         IS_FP32=is_fp32,
         INPUT_PRECISION=fp32_precision if is_fp32 else "tf32",  # ignored by the hardware for fp16/bf16
     )
+
+
+def _meta(q, alibi_slopes, fp32_precision):
+    return kernel_meta(q.shape[-1], q.dtype == torch.float32, alibi_slopes is not None, fp32_precision)
 
 
 def flash_attn_forward(q, k, v, cu_seqlens, max_seqlen, alibi_slopes, softmax_scale, fp32_precision="ieee", out=None, lse=None):

@@ -86,6 +86,53 @@ def flex_fn(lengths, heads, head_dim, dtype, slopes):
     return fwd, (q, k, v)
 
 
+KERNELS = (("triton (this repo)", triton_fn), ("sdpa + float mask", sdpa_fn), ("flex_attention (compiled)", flex_fn))
+TABLE_HEADER = "| lengths | kernel | fwd TFLOP/s | fwd+bwd TFLOP/s | fwd+bwd peak MiB |\n|---|---|---:|---:|---:|"
+
+
+def benchmark_shapes(total_tokens: int, seed: int = 0) -> list[tuple[str, list[int]]]:
+    """(name, lengths): equal lengths 512 ... 16k filling total_tokens, then one variable-length batch."""
+    rng = random.Random(seed)
+    shapes = [(f"{n} x {total_tokens // n}", [n] * (total_tokens // n)) for n in (512, 1024, 2048, 4096, 8192, 16384)]
+    varlen, left = [], total_tokens
+    while left > 0:
+        varlen.append(min(left, rng.randint(64, 4096)))
+        left -= varlen[-1]
+    shapes.append((f"varlen {len(varlen)} seqs", varlen))
+    return shapes
+
+
+def benchmark_rows(dtype, total_tokens: int, heads: int, head_dim: int, repeats: int):
+    """Yield one dict per (shape, kernel): fwd and fwd+bwd TFLOP/s and peak MiB (None when out of memory)."""
+    slopes = torch.tensor(alibi_slopes(heads), dtype=torch.float32, device="cuda")
+    for name, lengths in benchmark_shapes(total_tokens):
+        fwd_flops = 4 * sum(n * n for n in lengths) * heads * head_dim
+        for kernel, build in KERNELS:
+            row = {"lengths": name, "kernel": kernel, "fwd_tflops": None, "fwd_bwd_tflops": None, "peak_mib": None}
+            try:
+                fwd, inputs = build(lengths, heads, head_dim, dtype, slopes)
+                t_fwd, _ = cuda_time(lambda: fwd(), repeats)
+                grad = torch.randn_like(fwd())
+
+                def step():
+                    out = fwd()
+                    torch.autograd.grad(out, inputs, grad)
+
+                t_step, peak = cuda_time(step, repeats)
+                row.update(fwd_tflops=fwd_flops / t_fwd / 1e12, fwd_bwd_tflops=3.5 * fwd_flops / t_step / 1e12, peak_mib=peak / 2**20)
+            except torch.OutOfMemoryError:
+                pass
+            finally:
+                torch.cuda.empty_cache()
+            yield row
+
+
+def table_line(row: dict) -> str:
+    if row["fwd_tflops"] is None:
+        return f"| {row['lengths']} | {row['kernel']} | out of memory | | |"
+    return f"| {row['lengths']} | {row['kernel']} | {row['fwd_tflops']:.1f} | {row['fwd_bwd_tflops']:.1f} | {row['peak_mib']:.0f} |"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
@@ -96,38 +143,10 @@ def main() -> None:
     args = p.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/attention.py measures GPU kernels: no CUDA device here")
-    dtype = getattr(torch, args.dtype)
-    slopes = torch.tensor(alibi_slopes(args.heads), dtype=torch.float32, device="cuda")
-    rng = random.Random(0)
-    shapes = [(f"{n} x {args.total_tokens // n}", [n] * (args.total_tokens // n)) for n in (512, 1024, 2048, 4096, 8192, 16384)]
-    varlen, left = [], args.total_tokens
-    while left > 0:
-        varlen.append(min(left, rng.randint(64, 4096)))
-        left -= varlen[-1]
-    shapes.append((f"varlen {len(varlen)} seqs", varlen))
-
     print(f"{torch.cuda.get_device_name()} | {args.dtype} | heads {args.heads} | head_dim {args.head_dim} | torch {torch.__version__}")
-    print("| lengths | kernel | fwd TFLOP/s | fwd+bwd TFLOP/s | fwd+bwd peak MiB |")
-    print("|---|---|---:|---:|---:|")
-    for name, lengths in shapes:
-        fwd_flops = 4 * sum(n * n for n in lengths) * args.heads * args.head_dim
-        for kernel, build in (("triton (this repo)", triton_fn), ("sdpa + float mask", sdpa_fn), ("flex_attention (compiled)", flex_fn)):
-            try:
-                fwd, inputs = build(lengths, args.heads, args.head_dim, dtype, slopes)
-                t_fwd, _ = cuda_time(lambda: fwd(), args.repeats)
-                grad = torch.randn_like(fwd())
-
-                def step():
-                    out = fwd()
-                    torch.autograd.grad(out, inputs, grad)
-
-                t_step, peak = cuda_time(step, args.repeats)
-                print(f"| {name} | {kernel} | {fwd_flops / t_fwd / 1e12:.1f} | {3.5 * fwd_flops / t_step / 1e12:.1f} | "
-                      f"{peak / 2**20:.0f} |", flush=True)
-            except torch.OutOfMemoryError:
-                print(f"| {name} | {kernel} | out of memory | | |")
-            finally:
-                torch.cuda.empty_cache()
+    print(TABLE_HEADER)
+    for row in benchmark_rows(getattr(torch, args.dtype), args.total_tokens, args.heads, args.head_dim, args.repeats):
+        print(table_line(row), flush=True)
 
 
 if __name__ == "__main__":

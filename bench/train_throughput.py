@@ -70,6 +70,48 @@ def model_flops(batch: dict, config) -> float:
     return 3 * forward
 
 
+def measure(preset: str, batch_size: int, steps: int, device: str, attn: str, dtype_names: list[str]):
+    """Yield the header line, then one dict per dtype: step_s, tokens_per_s, model_tflops, peak_tflops, mfu."""
+    tokenizer = load_tokenizer(str(ROOT))
+    batch = {k: v.to(device) for k, v in batch_of_crops(tokenizer, batch_size).items()}
+    config = BertConfig(**PRESETS[preset], attn_implementation=attn)
+    flops = model_flops(batch, config)
+    tokens = int(batch["attention_mask"].sum())
+    device_name = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    yield (f"{preset} | {device_name} | attn {attn} | batch {batch_size} ({tokens:,} real tokens, "
+           f"{batch['attention_mask'].numel():,} padded) | torch {torch.__version__}")
+    for dtype_name in dtype_names:
+        dtype = getattr(torch, dtype_name)
+        peak = matmul_peak(dtype, device)
+        torch.manual_seed(0)
+        model = BertForMaskedLM(config).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times = []
+        for _ in range(steps + 1):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            with torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32):
+                loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        step = statistics.median(times[1:])
+        yield {"dtype": dtype_name, "step_s": step, "tokens_per_s": tokens / step, "model_tflops": flops / step / 1e12,
+               "peak_tflops": peak / 1e12, "mfu": flops / step / peak}
+
+
+TABLE_HEADER = "| dtype | step s | tokens/s | model TFLOP/s | matmul peak TFLOP/s | MFU |\n|---|---:|---:|---:|---:|---:|"
+
+
+def table_line(row: dict) -> str:
+    return (f"| {row['dtype']} | {row['step_s']:.2f} | {row['tokens_per_s']:,.0f} | {row['model_tflops']:.3f} | "
+            f"{row['peak_tflops']:.3f} | {row['mfu']:.2f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="dnabert2-117m", choices=sorted(PRESETS))
@@ -82,39 +124,11 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    tokenizer = load_tokenizer(str(ROOT))
-    batch = {k: v.to(args.device) for k, v in batch_of_crops(tokenizer, args.batch).items()}
-    config = BertConfig(**PRESETS[args.preset], attn_implementation=args.attn)
-    flops = model_flops(batch, config)
-    tokens = int(batch["attention_mask"].sum())
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.preset} | {device_name} | attn {args.attn} | batch {args.batch} ({tokens:,} real tokens, "
-          f"{batch['attention_mask'].numel():,} padded) | torch {torch.__version__}")
-    print("| dtype | step s | tokens/s | model TFLOP/s | matmul peak TFLOP/s | MFU |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for dtype_name in args.dtypes.split(","):
-        dtype = getattr(torch, dtype_name)
-        peak = matmul_peak(dtype, args.device)
-        torch.manual_seed(0)
-        model = BertForMaskedLM(config).to(args.device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        times = []
-        for _ in range(args.steps + 1):
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            with torch.autocast(args.device, dtype=dtype, enabled=dtype != torch.float32):
-                loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        step = statistics.median(times[1:])
-        print(f"| {dtype_name} | {step:.2f} | {tokens / step:,.0f} | {flops / step / 1e12:.3f} | "
-              f"{peak / 1e12:.3f} | {flops / step / peak:.2f} |", flush=True)
+    rows = measure(args.preset, args.batch, args.steps, args.device, args.attn, args.dtypes.split(","))
+    print(next(rows))
+    print(TABLE_HEADER)
+    for row in rows:
+        print(table_line(row), flush=True)
 
 
 if __name__ == "__main__":

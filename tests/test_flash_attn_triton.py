@@ -1,13 +1,25 @@
 """The Triton FlashAttention-2 kernel (run by Triton's CPU interpreter, TRITON_INTERPRET=1) against a
-float64 eager reference with an explicit ALiBi bias, one sequence at a time."""
+float64 eager reference with an explicit ALiBi bias, one sequence at a time (bench/kernel_check.py)."""
+
+import sys
 
 import pytest
 import torch
 
 triton = pytest.importorskip("triton")
 
-from dnabert2.bert_attention import alibi_slopes  # noqa: E402
-from dnabert2.flash_attn_triton import flash_attn_backward, flash_attn_forward, flash_attn_varlen_func  # noqa: E402
+from conftest import REPO_ROOT  # noqa: E402
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from kernel_check import Case, check_case, failures  # noqa: E402
+from kernel_check import packed_inputs as _packed_inputs  # noqa: E402
+
+from dnabert2.flash_attn_triton import (  # noqa: E402
+    flash_attn_backward,
+    flash_attn_forward,
+    flash_attn_varlen_func,
+    pinned_config,
+)
 
 # (heads, head_dim, sequence lengths): lengths 1..300, heads 1 / 4 / 12 (12: the original's
 # non-power-of-2 slopes), head_dim 16 / 32 / 64 / 80; none of these lengths is a block multiple
@@ -18,57 +30,47 @@ CASES = [
     (12, 64, [1, 2, 100]),
     (4, 80, [150, 7]),
 ]
-TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3}  # relative to the largest reference value
 
 
 def packed_inputs(heads, head_dim, lengths, dtype, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    total = sum(lengths)
-    q, k, v, dout = (torch.randn(total, heads, head_dim, generator=g).to(dtype) for _ in range(4))
-    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
-    slopes = torch.tensor(alibi_slopes(heads), dtype=torch.float32)
-    return q, k, v, dout, cu_seqlens, slopes
-
-
-def reference(q, k, v, dout, cu_seqlens, slopes, scale):
-    """float64 attention per sequence with an explicit bias; returns out, dq, dk, dv."""
-    q, k, v, dout = (t.double().requires_grad_(t is not dout) for t in (q, k, v, dout))
-    outs = []
-    for start, end in zip(cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist()):
-        pos = torch.arange(end - start, dtype=torch.float64)
-        bias = -slopes.double()[:, None, None] * (pos[:, None] - pos[None, :]).abs()  # (heads, n, n)
-        scores = torch.einsum("ihd,jhd->hij", q[start:end], k[start:end]) * scale + bias
-        outs.append(torch.einsum("hij,jhd->ihd", scores.softmax(-1), v[start:end]))
-    out = torch.cat(outs)
-    dq, dk, dv = torch.autograd.grad(out, (q, k, v), dout)
-    return out.detach(), dq, dk, dv
-
-
-def assert_close(name, actual, expected, dtype):
-    err = (actual.double() - expected).abs().max().item()
-    scale = expected.abs().max().item()
-    assert err <= TOLERANCE[dtype] * scale, f"{name}: max error {err:.3g} vs reference scale {scale:.3g}"
+    return _packed_inputs(Case(heads, head_dim, tuple(lengths)), dtype, seed=seed)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("heads,head_dim,lengths", CASES, ids=[f"h{c[0]}-d{c[1]}" for c in CASES])
 def test_forward_and_gradients_match_float64_reference(heads, head_dim, lengths, dtype):
-    q, k, v, dout, cu_seqlens, slopes = packed_inputs(heads, head_dim, lengths, dtype)
-    scale = head_dim**-0.5
-    q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
-    out = flash_attn_varlen_func(q, k, v, cu_seqlens, max(lengths), slopes, scale)
-    out.backward(dout)
-    assert out.dtype == dtype and q.grad.dtype == dtype
-    expected = reference(q.detach(), k.detach(), v.detach(), dout, cu_seqlens, slopes, scale)
-    for name, actual, exp in zip(("out", "dq", "dk", "dv"), (out, q.grad, k.grad, v.grad), expected):
-        assert_close(name, actual, exp, dtype)
+    errors = check_case(Case(heads, head_dim, tuple(lengths)), dtype)
+    assert not failures(errors), errors
+
+
+# The GPU autotune lists' block shapes, run here in the interpreter (the default interpreter config
+# is 16 x 16). Lengths: 1, one past a 64 block, one short of two 128 blocks, and 300 (several
+# partial tiles); head_dim 64 (the model's) and 128 (the largest allowed).
+GPU_BLOCK_CASES = [Case(2, 64, (1, 65, 300)), Case(1, 128, (255, 40))]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("block_m,block_n", [(64, 64), (128, 64)], ids=["64x64", "128x64"])
+@pytest.mark.parametrize("case", GPU_BLOCK_CASES, ids=lambda c: c.name)
+def test_gpu_block_sizes_match_float64_reference(block_m, block_n, case, dtype):
+    with pinned_config(triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=4, num_stages=2)):
+        errors = check_case(case, dtype)
+    assert not failures(errors), errors
+
+
+def test_pinned_config_is_restored_afterwards():
+    from dnabert2 import flash_attn_triton as fa
+
+    before = [list(t.configs) for t in (fa._fwd_kernel, fa._bwd_dkdv_kernel, fa._bwd_dq_kernel)]
+    with pinned_config(triton.Config({"BLOCK_M": 64, "BLOCK_N": 32}), kernels=("bwd_dq",)):
+        assert [c.kwargs for c in fa._bwd_dq_kernel.configs] == [{"BLOCK_M": 64, "BLOCK_N": 32}]
+        assert fa._fwd_kernel.configs == before[0]
+    assert [t.configs for t in (fa._fwd_kernel, fa._bwd_dkdv_kernel, fa._bwd_dq_kernel)] == before
 
 
 def test_without_alibi_it_is_plain_attention():
-    q, k, v, dout, cu_seqlens, _ = packed_inputs(2, 16, [40, 3], torch.float32)
-    out = flash_attn_varlen_func(q, k, v, cu_seqlens, 40)
-    expected, *_ = reference(q, k, v, dout, cu_seqlens, torch.zeros(2), 16**-0.5)
-    assert_close("out", out, expected, torch.float32)
+    errors = check_case(Case(2, 16, (40, 3)), torch.float32, alibi=False)
+    assert not failures(errors), errors
 
 
 def test_strided_views_of_a_fused_qkv_are_read_in_place():
