@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .genome_io import iter_record_chunks, reverse_complement
+from .dna_alphabet import reverse_complement
+from .genome_io import iter_record_chunks
 
 SPECIAL_IDS_BELOW = 5  # ids 0..4 are [UNK] [CLS] [SEP] [PAD] [MASK]; never masked, never sampled
 
