@@ -182,6 +182,27 @@ def test_rc_average_is_strand_symmetric(encoder):
         embed(model, tokenizer, SEQS, pooling="none", rc_average=True)
 
 
+# Reverse complements written out by hand (not computed by the code under test).
+HAND_RC = {
+    "ACGTAGCATCGGATCTATCTATCGACACTTGG": "CCAAGTGTCGATAGATAGATCCGATGCTACGT",
+    "GGCCTTAA": "TTAAGGCC",
+}
+
+
+def test_rc_average_is_the_mean_of_the_strand_and_a_hand_written_reverse_complement(encoder):
+    model, tokenizer = encoder
+    seqs = list(HAND_RC)
+    forward = embed(model, tokenizer, seqs)
+    reverse = embed(model, tokenizer, list(HAND_RC.values()))
+    averaged = embed(model, tokenizer, seqs, rc_average=True)
+    assert np.abs(averaged - (forward + reverse) / 2).max() <= 1e-6
+    assert np.abs(averaged - forward).max(axis=1).min() > 1e-3, "non-palindromic sequences: the strands differ"
+    for pooling in ("max", "cls"):
+        got = embed(model, tokenizer, seqs[:1], pooling=pooling, rc_average=True)
+        expected = (embed(model, tokenizer, seqs[:1], pooling=pooling) + embed(model, tokenizer, [HAND_RC[seqs[0]]], pooling=pooling)) / 2
+        assert np.abs(got - expected).max() <= 1e-6, pooling
+
+
 def test_token_spans_cover_the_input_exactly(encoder):
     model, tokenizer = encoder
     seq = SEQS[2] * 4
