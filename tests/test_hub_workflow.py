@@ -294,6 +294,77 @@ def test_cli_resumes_after_a_kill_without_recomputing(cli_model, tmp_path, monke
                        np.stack(straight.column("embedding").to_numpy(zero_copy_only=False)), atol=1e-6)
 
 
+def test_cli_crash_during_the_final_write_leaves_no_output_and_a_rerun_completes(cli_model, tmp_path, monkeypatch):
+    fasta = tmp_path / "many.fa"
+    fasta.write_text("".join(f">r{i}\n{'ACGTAGCATCGGATCTATCTATCG'[i:] * 3}\n" for i in range(5)))
+    out = tmp_path / "x.npy"
+    args = [str(fasta), "--output", str(out), "--model", cli_model, "--chunk-records", "2"]
+    real_save = np.save
+
+    def dying_save(file, array, *a, **k):
+        file.write(b"\x93NUMPY partial bytes")  # the writer emits part of the file ...
+        file.flush()
+        raise OSError("disk full")  # ... then dies
+
+    monkeypatch.setattr(np, "save", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        embed_cli.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.fa", "x.npy.partial"], "no output, no temp file"
+    partial = tmp_path / "x.npy.partial"
+    assert sorted(p.name for p in partial.iterdir()) == [
+        "chunk_000000.npz", "chunk_000001.npz", "chunk_000002.npz", "manifest.json"
+    ]
+    monkeypatch.setattr(np, "save", real_save)
+    from dnabert2.modeling_bert import BertModel
+
+    monkeypatch.setattr(BertModel, "embed", lambda *a, **k: pytest.fail("the rerun recomputed a finished chunk"))
+    embed_cli.main(args)
+    assert not partial.exists()
+    monkeypatch.undo()
+    model, tokenizer = embed_cli.load_model(cli_model, "float32")
+    expected = embed(model, tokenizer, [f"{'ACGTAGCATCGGATCTATCTATCG'[i:] * 3}" for i in range(5)])
+    assert np.abs(np.load(out) - expected).max() <= 1e-5
+    assert (tmp_path / "x.npy.ids.txt").read_text().split() == [f"r{i}" for i in range(5)]
+
+
+CSV_ROWS = [("p1", "ACGTAGCATCGGATCTATCTATCGACACTTGG"), ("p2", "GGCCTTAACCGGTTAAGCATCG"), ("p3", "TTGACAGCTAGCTAGGATCGATCGGGGATCCCA")]
+
+
+def _cli_vectors(cli_model, tmp_path, name, rows, *extra):
+    path = tmp_path / f"{name}.csv"
+    path.write_text("id,sequence\n" + "".join(f"{i},{q}\n" for i, q in rows))
+    out = tmp_path / f"{name}.npy"
+    embed_cli.main([str(path), "--output", str(out), "--model", cli_model, *extra])
+    assert (tmp_path / f"{name}.npy.ids.txt").read_text().split() == [i for i, _ in rows]
+    return np.load(out)
+
+
+def test_cli_embeds_a_csv_by_id_like_the_library(cli_model, tmp_path):
+    got = _cli_vectors(cli_model, tmp_path, "plain", CSV_ROWS)
+    model, tokenizer = embed_cli.load_model(cli_model, "float32")
+    expected = np.stack([_manual(model, tokenizer, q)[1:-1].mean(0).numpy() for _, q in CSV_ROWS])
+    assert got.shape == (3, 96) and np.abs(got - expected).max() <= 1e-5
+
+
+def test_cli_rc_average_is_the_mean_with_hand_written_reverse_complements(cli_model, tmp_path):
+    reverse = [("p1", "CCAAGTGTCGATAGATAGATCCGATGCTACGT"), ("p2", "CGATGCTTAACCGGTTAAGGCC"),
+               ("p3", "TGGGATCCCCGATCGATCCTAGCTAGCTGTCAA")]
+    forward = _cli_vectors(cli_model, tmp_path, "fwd", CSV_ROWS)
+    backward = _cli_vectors(cli_model, tmp_path, "rev", reverse)
+    averaged = _cli_vectors(cli_model, tmp_path, "avg", CSV_ROWS, "--rc-average")
+    assert np.abs(averaged - (forward + backward) / 2).max() <= 1e-5
+    assert np.abs(averaged - forward).max() > 1e-3
+
+
+def test_cli_bfloat16_stays_close_to_float32(cli_model, tmp_path):
+    full = _cli_vectors(cli_model, tmp_path, "fp32", CSV_ROWS)
+    half = _cli_vectors(cli_model, tmp_path, "bf16", CSV_ROWS, "--dtype", "bfloat16")
+    assert half.dtype == np.float32  # stored as float32 whatever the compute dtype
+    assert not np.array_equal(half, full), "bf16 really computed in bf16"
+    cosine = (half * full).sum(1) / np.linalg.norm(half, axis=1) / np.linalg.norm(full, axis=1)
+    assert cosine.min() >= 0.999, cosine
+
+
 def test_cli_refuses_a_partial_run_with_other_options(cli_model, tmp_path):
     fasta = tmp_path / "one.fa"
     fasta.write_text(">a\nACGTAGCATCGG\n")
