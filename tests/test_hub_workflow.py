@@ -88,6 +88,39 @@ def test_tampered_checkpoints_are_refused(tmp_path, tamper, message):
     assert not (tmp_path / "out").exists(), "nothing is written for a refused checkpoint"
 
 
+def test_a_decoder_that_differs_from_the_tied_embeddings_is_refused(tmp_path):
+    parity = Parity("cfg_b")
+    state = dict(parity.state_dict("mlm"))
+    state["cls.predictions.decoder.weight"] = state["cls.predictions.decoder.weight"] + 1e-3  # right shape, not tied
+    source = original_folder(tmp_path / "original", parity, state)
+    with pytest.raises(converter.CheckpointMismatchError, match="decoder.weight differs from bert.embeddings.word_embeddings.weight"):
+        converter.convert(str(source), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists(), "nothing is written for a refused checkpoint"
+
+
+def test_a_safetensors_checkpoint_converts_like_the_pickle(tmp_path):
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    parity = Parity("cfg_b")
+    source = original_folder(tmp_path / "original", parity)
+    (source / "pytorch_model.bin").unlink()
+    save_file(parity.state_dict("mlm"), source / "model.safetensors")
+    record = converter.convert(str(source), str(tmp_path / "out"))
+    assert record["input_weights"] == {
+        "file": "model.safetensors", "sha256": hashlib.sha256((source / "model.safetensors").read_bytes()).hexdigest()
+    }
+    assert record["keys"] == 43
+    from transformers import AutoModel
+
+    i = parity.inputs
+    with torch.no_grad():
+        model = AutoModel.from_pretrained(tmp_path / "out", trust_remote_code=True).eval()
+        hidden = model(i["input_ids"], i["attention_mask"]).last_hidden_state
+    assert (hidden - parity.outputs["last_hidden_state"])[parity.real].abs().max() <= 1e-5
+
+
 def test_pickles_with_code_are_never_executed(tmp_path):
     parity = Parity("cfg_b")
     source = original_folder(tmp_path / "original", parity)
