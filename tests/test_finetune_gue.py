@@ -259,6 +259,15 @@ def test_whole_benchmark_summarises_tasks_over_seeds(tiny_model, tmp_path):
         rows = {r["task"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"prom/prom_core_all", "splice/reconstructed"}
     assert rows["prom/prom_core_all"]["seeds"] == "2"
+    runs = json.loads((tmp_path / "out" / "all_runs.json").read_text())
+    for task in rows:
+        mccs = [100 * r["test_matthews_correlation"] for r in runs if r["task"] == task]
+        assert [r["seed"] for r in runs if r["task"] == task] == [1, 2]
+        assert float(rows[task]["mean"]) == pytest.approx(np.mean(mccs))
+        assert float(rows[task]["std"]) == pytest.approx(np.std(mccs))
+        seed_2 = json.loads((tmp_path / "out" / task / "seed_2" / "test_results.json").read_text())
+        (run_2,) = [r for r in runs if r["task"] == task and r["seed"] == 2]
+        assert seed_2["test_matthews_correlation"] == run_2["test_matthews_correlation"]
     assert float(rows["prom/prom_core_all"]["paper_dnabert2"]) == 69.37
     assert "±" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "summary.png").exists()

@@ -160,14 +160,27 @@ def test_loading_by_repo_id_from_the_hub_cache_offline(converted, tmp_path):
 
 # --- pipelines --------------------------------------------------------------------------------
 
-def test_fill_mask_and_feature_extraction_pipelines(converted):
-    from transformers import pipeline
+def test_fill_mask_and_feature_extraction_pipelines_give_the_model_outputs(converted):
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, pipeline
 
     folder, _, _ = converted
-    predictions = pipeline("fill-mask", model=str(folder), trust_remote_code=True)("ACGTAGCATCG[MASK]GATCTATCTATCG")
-    assert len(predictions) == 5 and all("token_str" in p for p in predictions)
-    features = pipeline("feature-extraction", model=str(folder), trust_remote_code=True)("ACGTAGCATCGGATCTATCTATCG")
-    assert np.asarray(features).shape[-1] == 96
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    text = "ACGTAGCATCG[MASK]GATCTATCTATCG"
+    predictions = pipeline("fill-mask", model=str(folder), trust_remote_code=True)(text)
+    batch = tokenizer(text, return_tensors="pt")
+    position = batch["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+    with torch.no_grad():
+        probs = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()(**batch).logits[0, position].softmax(-1)
+    top = probs.topk(5)
+    assert [p["token"] for p in predictions] == top.indices.tolist()
+    assert [p["token_str"] for p in predictions] == tokenizer.convert_ids_to_tokens(top.indices.tolist())
+    assert np.allclose([p["score"] for p in predictions], top.values.numpy(), atol=1e-6)
+
+    dna = "ACGTAGCATCGGATCTATCTATCG"
+    features = np.asarray(pipeline("feature-extraction", model=str(folder), trust_remote_code=True)(dna))
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()(**tokenizer(dna, return_tensors="pt")).last_hidden_state
+    assert features.shape == tuple(hidden.shape) and np.abs(features - hidden.numpy()).max() <= 1e-5
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -286,7 +299,10 @@ def test_cli_embeds_a_real_fasta(cli_model, tmp_path):
     fasta.write_text(">a first\nACGTAGCATCGGATCTATCTATCG\nACACTTGG\n>b\nGGCCTTAACCGGTTAA\n")
     embed_cli.main([str(fasta), "--output", str(tmp_path / "x.npy"), "--model", cli_model])
     vectors = np.load(tmp_path / "x.npy")
-    assert vectors.shape == (2, 96)
+    model, tokenizer = embed_cli.load_model(cli_model, "float32")
+    records = ["ACGTAGCATCGGATCTATCTATCGACACTTGG", "GGCCTTAACCGGTTAA"]  # line breaks joined
+    expected = np.stack([_manual(model, tokenizer, q)[1:-1].mean(0).numpy() for q in records])
+    assert vectors.shape == (2, 96) and np.abs(vectors - expected).max() <= 1e-5
     assert (tmp_path / "x.npy.ids.txt").read_text().split("\n")[:2] == ["a first", "b"]
     assert not (tmp_path / "x.npy.partial").exists()
 

@@ -94,7 +94,9 @@ def test_long_sequences_need_no_position_limit_and_warn_nothing(no_grad):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = model(ids).last_hidden_state
-    assert out.shape == (1, 2000, TINY["hidden_size"]) and torch.isfinite(out).all()
+    assert out.shape == (1, 2000, TINY["hidden_size"])
+    model.config._attn_implementation = "eager"
+    assert (out - model(ids).last_hidden_state).abs().max() <= 1e-5
 
 
 def test_fully_masked_row_is_refused_with_its_index():
@@ -298,7 +300,8 @@ def test_original_checkpoint_without_pooler_loads_with_a_fresh_pooler(tmp_path, 
         if key.startswith("bert."):
             assert torch.equal(state[key], value), key
     pooler = state["bert.pooler.dense.weight"]
-    assert torch.isfinite(pooler).all() and pooler.std() > 0
+    assert abs(float(pooler.std()) - parity_a.config().initializer_range) < 0.002, "drawn like the other fresh weights"
+    assert torch.equal(state["bert.pooler.dense.bias"], torch.zeros_like(state["bert.pooler.dense.bias"]))
     i = parity_a.inputs
     out = model.bert(i["input_ids"], i["attention_mask"]).last_hidden_state
     assert (out - parity_a.outputs["last_hidden_state"])[parity_a.real].abs().max() <= 1e-5

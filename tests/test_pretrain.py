@@ -60,6 +60,28 @@ def test_smoke_run_reports_padding_metrics_and_curves(smoke_run):
     assert "padding_fraction" in (smoke_run / "log.csv").read_text().splitlines()[0]
 
 
+def test_eval_metrics_equal_a_manual_evaluation_of_the_saved_model(smoke_run, tokenizer):
+    from dnabert2.modeling_bert import BertForMaskedLM
+
+    results = json.loads((smoke_run / "all_results.json").read_text())
+    model = BertForMaskedLM.from_pretrained(smoke_run).eval()
+    # The run's eval set: default --eval_fraction 0.02, windows of --max_bp 400, --max_eval_examples 16, --seed 7.
+    # Held out: 971 bp of lambda (400 + 400 + 171) and 332 bp of mito: 4 windows, one eval batch of 8.
+    examples = heldout_examples(scan_records([LAMBDA, MITO], 0.02, 100), tokenizer, 400, 16, 7)
+    assert len(examples) == 4
+    collator, correct, total, losses = MLMCollator(tokenizer), 0, 0, []
+    with torch.no_grad():
+        for i in range(0, len(examples), 8):  # Trainer's default eval batch; eval_loss is the mean of batch losses
+            batch = collator(examples[i : i + 8])
+            out = model(**batch)
+            targets = batch["labels"][batch["labels"] != -100]
+            correct += int((out.logits.argmax(-1) == targets).sum())
+            total += targets.numel()
+            losses.append(float(out.loss))
+    assert results["eval_mlm_accuracy"] == pytest.approx(correct / total, abs=1e-9)
+    assert results["eval_loss"] == pytest.approx(sum(losses) / len(losses), abs=1e-4)
+
+
 def test_checkpoints_are_hub_folders_that_load_offline_in_a_fresh_process(smoke_run):
     for folder in (smoke_run, smoke_run / "checkpoint-30"):
         names = set(os.listdir(folder))
