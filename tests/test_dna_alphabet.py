@@ -130,12 +130,12 @@ def test_normalizer_from_the_table_gives_the_shipped_ids_on_bundled_sequences():
 def test_saved_checkpoint_folder_holds_exactly_model_code_weights_config_and_tokenizer(tmp_path):
     from dnabert2.configuration_bert import BertConfig
     from dnabert2.dna_tokenizer import load_tokenizer
-    from dnabert2.modeling_bert import BertForMaskedLM
+    from dnabert2.modeling_bert import TRANSFORMERS_V5, BertForMaskedLM
 
     config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
     BertForMaskedLM(config).save_pretrained(tmp_path)
     load_tokenizer(str(REPO_ROOT)).save_pretrained(tmp_path)
-    assert sorted(os.listdir(tmp_path)) == sorted([
+    expected = [
         "config.json",            # the config, with auto_map naming the remote-code classes
         "model.safetensors",      # the weights
         "configuration_bert.py",  # BertConfig (auto_map "AutoConfig")
@@ -148,4 +148,7 @@ def test_saved_checkpoint_folder_holds_exactly_model_code_weights_config_and_tok
         "dna_alphabet.py",        # the complement table used by embed(rc_average=True)
         "tokenizer.json",         # the tokenizer (no remote code)
         "tokenizer_config.json",  # its transformers settings
-    ]), "no genome reader (genome_io.py) or other non-model code is shipped"
+    ]
+    if not TRANSFORMERS_V5:
+        expected.append("special_tokens_map.json")  # transformers 4.x tokenizers also write this legacy file
+    assert sorted(os.listdir(tmp_path)) == sorted(expected), "no genome reader (genome_io.py) or other non-model code"

@@ -119,13 +119,13 @@ def test_117m_preset_has_the_original_keys_and_shapes_on_the_meta_device():
     import json
 
     from conftest import FIXTURES
-    from dnabert2 import pretrain
+    from dnabert2.configuration_bert import PRESETS, BertConfig
     from dnabert2.modeling_bert import BertForMaskedLM
 
     original = json.loads((FIXTURES / "original_117m" / "config.json").read_text())
     expected = original_117m_state_dict_shapes(original)
     assert len(expected) == 142
-    config = pretrain.load_config(pretrain.ModelArguments(model_config="dnabert2-117m"), original["vocab_size"])
+    config = BertConfig(**PRESETS["dnabert2-117m"])  # what pretrain.py --model_config dnabert2-117m builds
     for field in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
                   "type_vocab_size", "hidden_act", "layer_norm_eps", "attention_probs_dropout_prob"):
         assert getattr(config, field) == original[field], field
