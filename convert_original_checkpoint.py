@@ -124,12 +124,17 @@ def convert(source: str, output: str) -> dict:
     with torch.device("meta"):
         skeleton = BertForMaskedLM(config)
     check_keys(state, skeleton)
+    # Compared in the checkpoint itself: once loaded, the two tied names share one tensor, and
+    # whichever key loads last would silently overwrite the other.
+    if not torch.equal(state["cls.predictions.decoder.weight"], state["bert.embeddings.word_embeddings.weight"]):
+        raise CheckpointMismatchError(
+            "cls.predictions.decoder.weight differs from bert.embeddings.word_embeddings.weight, the word "
+            "embeddings it is tied to"
+        )
 
     model = BertForMaskedLM(config)
     model.load_state_dict(state, strict=True)
     model.tie_weights()
-    if not torch.equal(model.cls.predictions.decoder.weight, state["cls.predictions.decoder.weight"]):
-        raise CheckpointMismatchError("cls.predictions.decoder.weight differs from the word embeddings it is tied to")
     os.makedirs(output, exist_ok=True)
     model.save_pretrained(output)
     write_tokenizer(folder, output)

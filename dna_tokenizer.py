@@ -2,7 +2,8 @@
 
 Lives here: the normalizer, pre-tokenizers, special tokens and post-processor that every DNA
 tokenizer of this project shares; BPE training from an iterator of words; k-mer vocabularies;
-writing the transformers files. Not here: reading genomes (genome_io.py) or the CLI
+writing the transformers files. Not here: the alphabet and which letter reads as which
+(dna_alphabet.py, from which the normalizer is built), reading genomes (genome_io.py) or the CLI
 (train_tokenizer.py).
 
 Behaviour of the tokenizers written here (documented in the README):
@@ -23,10 +24,15 @@ from collections.abc import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from .dna_alphabet import BASES, letters_reading_as
+
 SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]  # ids 0..4, as in the original
 UNK, CLS, SEP, PAD, MASK = SPECIAL_TOKENS
-ALPHABET = ["A", "C", "G", "T", "N"]
-BASES = "ACGT"
+ALPHABET = [*BASES, "N"]  # the canonical letters, each a token of its own
+# One normalizer rule per canonical letter, in this order (the classes first): the order and the
+# LETTERS order of dna_alphabet.py keep the serialized normalizer byte-identical to the shipped
+# tokenizer.json (tests/test_tokenizer.py checks both the JSON and the ids).
+NORMALIZER_RULE_ORDER = "TNACG"
 # Default truncation length in tokens (about 10 kbp at ~5 bp per BPE token). The model has no
 # position limit; longer inputs are fine but cost O(L^2) attention compute.
 MODEL_MAX_LENGTH = 2048
@@ -47,14 +53,12 @@ def dna_normalizer() -> normalizers.Normalizer:
     Every `Replace` is one pass over the text, whether it matches or not, and a pass costs about 2%
     of encoding time; so there is exactly one rule per output symbol (six passes).
     """
-    return normalizers.Sequence(
-        [
-            normalizers.Replace(Regex(WHITESPACE), ""),
-            normalizers.Replace(Regex("[tuU]"), "T"),
-            normalizers.Replace(Regex("[nRYKMSWBDHVrykmswbdhv]"), "N"),
-            *(normalizers.Replace(base.lower(), base) for base in "ACG"),
-        ]
-    )
+    rules = [normalizers.Replace(Regex(WHITESPACE), "")]
+    for symbol in NORMALIZER_RULE_ORDER:
+        sources = letters_reading_as(symbol)  # e.g. "tuU" for T; from the one table in dna_alphabet.py
+        pattern = sources if len(sources) == 1 else Regex(f"[{sources}]")
+        rules.append(normalizers.Replace(pattern, symbol))
+    return normalizers.Sequence(rules)
 
 
 def _finish(tokenizer: Tokenizer) -> Tokenizer:

@@ -1,7 +1,8 @@
 """Sequence embeddings from a DNABERT-2 encoder: pooling, batching, long inputs, strand averaging.
 
 Lives here: `embed()`, also reachable as `BertModel.embed(tokenizer, sequences, ...)` on a model
-loaded with trust_remote_code. Not here: reading files (genome_io.py) or the CLI (embed.py).
+loaded with trust_remote_code. Not here: reading files (genome_io.py), the complement table
+(dna_alphabet.py) or the CLI (embed.py).
 
 Rules
 - Each sequence is tokenized once, without [CLS]/[SEP]. A sequence of at most `max_tokens`
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .genome_io import reverse_complement
+from .dna_alphabet import reverse_complement
 
 POOLINGS = ("mean", "max", "cls", "none")
 DEFAULT_MAX_TOKENS = 512  # per window, [CLS] and [SEP] included (about 2.5 kbp)

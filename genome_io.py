@@ -1,13 +1,15 @@
-"""Reading DNA: streaming FASTA / FASTA.gz / bgzip / one-sequence-per-line text, windows, reverse complement.
+"""Reading DNA: streaming FASTA / FASTA.gz / bgzip / one-sequence-per-line text, windows.
 
 Lives here, once, for the tokenizer trainer, pretraining and the embedding CLI: format detection,
-validation with file:line errors, record streaming in bounded memory, fixed-size windows and the
-reverse complement. Not here: tokenization or anything torch.
+validation with file:line errors, record streaming in bounded memory and fixed-size windows.
+`canonical` and `reverse_complement` are re-exported from dna_alphabet.py for these callers.
+Not here: the alphabet, complement or canonical tables (dna_alphabet.py), tokenization or anything
+torch.
 
 Conventions
-- Letters: the IUPAC nucleotide codes in either case, plus U (RNA). Anything else is an error
-  that names the file and line. `canonical()` upper-cases, reads U as T and maps the ambiguity
-  codes (RYKMSWBDHV) to N.
+- Letters: the IUPAC nucleotide codes in either case, plus U (RNA) (dna_alphabet.IUPAC_LETTERS).
+  Anything else is an error that names the file and line. Records are yielded canonical
+  (dna_alphabet.canonical: upper case, U read as T, ambiguity codes RYKMSWBDHV read as N).
 - A plain-text file holds one sequence per line; blank lines are skipped. A FASTA file starts with
   a '>' header; sequence lines may have any length.
 - Compression is detected from the gzip magic bytes, not the file name; bgzip is gzip.
@@ -19,9 +21,13 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-IUPAC_LETTERS = frozenset("ACGTUNRYKMSWBDHVacgtunrykmswbdhv")
-_CANONICAL = str.maketrans("acgtunrykmswbdhvURYKMSWBDHV", "ACGTTNNNNNNNNNNNTNNNNNNNNNN")
-_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+from .dna_alphabet import IUPAC_LETTERS, canonical, reverse_complement
+
+__all__ = [
+    "GenomeFormatError", "Record", "IUPAC_LETTERS", "canonical", "reverse_complement",
+    "iter_record_chunks", "iter_records", "iter_windows", "split_n_runs",
+]
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 4096
 # Lines are read in pieces of at most this many characters, so a FASTA file without line breaks
@@ -38,16 +44,6 @@ class Record:
     source: str  # file path
     name: str  # FASTA header without '>', or "line N" for plain text
     line: int  # line number of the header (or of the sequence in plain text)
-
-
-def canonical(seq: str) -> str:
-    """Upper-case, U -> T, IUPAC ambiguity codes -> N."""
-    return seq.translate(_CANONICAL)
-
-
-def reverse_complement(seq: str) -> str:
-    """Reverse complement of a canonical (A/C/G/T/N, either case) sequence."""
-    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def _open_text(path: str) -> io.TextIOBase:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .genome_io import reverse_complement
+from .dna_alphabet import reverse_complement
 
 SPLITS = ("train", "dev", "test")
 PAPER_SCORES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "dnabert2_table4_gue.csv")

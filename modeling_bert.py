@@ -19,12 +19,13 @@ from .bert_layers import BertEmbeddings, BertEncoder, activation
 from .bert_padding import PackedBatch
 from .configuration_bert import BertConfig
 from .embedding import embed
+from .dna_alphabet import reverse_complement  # noqa: F401  (see below)
 from .flash_attn_triton import flash_attn_varlen_func  # noqa: F401  (see below)
-from .genome_io import reverse_complement  # noqa: F401  (see below)
 
 # transformers 4.x copies only the files that a local remote-code file imports *directly*
 # (`from .module import name` lines), so this file imports from every module of the model,
-# including those only bert_layers.py and embedding.py use.
+# including those only bert_layers.py and embedding.py use. The model code never imports
+# genome_io.py (file reading), so a saved checkpoint ships model code only.
 
 try:  # transformers 5: init functions that skip tensors already loaded from a checkpoint
     from transformers import initialization as init

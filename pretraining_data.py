@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .dna_alphabet import reverse_complement
 from .dna_tokenizer import SPECIAL_TOKENS
-from .genome_io import iter_record_chunks, reverse_complement
+from .genome_io import iter_record_chunks
 from .modeling_bert import IGNORE_INDEX
 
 SPECIAL_IDS_BELOW = len(SPECIAL_TOKENS)  # ids below are [UNK] [CLS] [SEP] [PAD] [MASK]: never masked, never sampled

@@ -14,14 +14,14 @@ def table_rows(args: list[str]) -> list[list[str]]:
     return [line.strip("| ").split(" | ") for line in out.splitlines() if line.startswith("| (a)")]
 
 
-def test_rows_in_one_process_take_turns_and_share_peak_memory():
+def test_smoke_rows_in_one_process_take_turns_and_share_peak_memory():
     rows = table_rows(["--same-process", "--rounds", "2"])
     assert [(r[1], r[2]) for r in rows] == [("baseline", "float32"), ("sdpa", "float32"), ("sdpa", "bfloat16")]
     assert rows[0][6] == "1.00x" and all(float(r[4].replace(",", "")) > 0 for r in rows)
     assert all(r[-1] == "shared" for r in rows)
 
 
-def test_each_row_in_its_own_process_reports_its_own_peak_memory():
+def test_smoke_each_row_in_its_own_process_reports_its_own_peak_memory():
     rows = table_rows(["--rows", "sdpa:float32"])
     assert len(rows) == 1 and rows[0][6] == "n/a"  # no baseline row to compare with
     assert float(rows[0][-1]) > 0

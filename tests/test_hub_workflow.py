@@ -88,6 +88,39 @@ def test_tampered_checkpoints_are_refused(tmp_path, tamper, message):
     assert not (tmp_path / "out").exists(), "nothing is written for a refused checkpoint"
 
 
+def test_a_decoder_that_differs_from_the_tied_embeddings_is_refused(tmp_path):
+    parity = Parity("cfg_b")
+    state = dict(parity.state_dict("mlm"))
+    state["cls.predictions.decoder.weight"] = state["cls.predictions.decoder.weight"] + 1e-3  # right shape, not tied
+    source = original_folder(tmp_path / "original", parity, state)
+    with pytest.raises(converter.CheckpointMismatchError, match="decoder.weight differs from bert.embeddings.word_embeddings.weight"):
+        converter.convert(str(source), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists(), "nothing is written for a refused checkpoint"
+
+
+def test_a_safetensors_checkpoint_converts_like_the_pickle(tmp_path):
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    parity = Parity("cfg_b")
+    source = original_folder(tmp_path / "original", parity)
+    (source / "pytorch_model.bin").unlink()
+    save_file(parity.state_dict("mlm"), source / "model.safetensors")
+    record = converter.convert(str(source), str(tmp_path / "out"))
+    assert record["input_weights"] == {
+        "file": "model.safetensors", "sha256": hashlib.sha256((source / "model.safetensors").read_bytes()).hexdigest()
+    }
+    assert record["keys"] == 43
+    from transformers import AutoModel
+
+    i = parity.inputs
+    with torch.no_grad():
+        model = AutoModel.from_pretrained(tmp_path / "out", trust_remote_code=True).eval()
+        hidden = model(i["input_ids"], i["attention_mask"]).last_hidden_state
+    assert (hidden - parity.outputs["last_hidden_state"])[parity.real].abs().max() <= 1e-5
+
+
 def test_pickles_with_code_are_never_executed(tmp_path):
     parity = Parity("cfg_b")
     source = original_folder(tmp_path / "original", parity)
@@ -127,14 +160,27 @@ def test_loading_by_repo_id_from_the_hub_cache_offline(converted, tmp_path):
 
 # --- pipelines --------------------------------------------------------------------------------
 
-def test_fill_mask_and_feature_extraction_pipelines(converted):
-    from transformers import pipeline
+def test_fill_mask_and_feature_extraction_pipelines_give_the_model_outputs(converted):
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, pipeline
 
     folder, _, _ = converted
-    predictions = pipeline("fill-mask", model=str(folder), trust_remote_code=True)("ACGTAGCATCG[MASK]GATCTATCTATCG")
-    assert len(predictions) == 5 and all("token_str" in p for p in predictions)
-    features = pipeline("feature-extraction", model=str(folder), trust_remote_code=True)("ACGTAGCATCGGATCTATCTATCG")
-    assert np.asarray(features).shape[-1] == 96
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    text = "ACGTAGCATCG[MASK]GATCTATCTATCG"
+    predictions = pipeline("fill-mask", model=str(folder), trust_remote_code=True)(text)
+    batch = tokenizer(text, return_tensors="pt")
+    position = batch["input_ids"][0].tolist().index(tokenizer.mask_token_id)
+    with torch.no_grad():
+        probs = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()(**batch).logits[0, position].softmax(-1)
+    top = probs.topk(5)
+    assert [p["token"] for p in predictions] == top.indices.tolist()
+    assert [p["token_str"] for p in predictions] == tokenizer.convert_ids_to_tokens(top.indices.tolist())
+    assert np.allclose([p["score"] for p in predictions], top.values.numpy(), atol=1e-6)
+
+    dna = "ACGTAGCATCGGATCTATCTATCG"
+    features = np.asarray(pipeline("feature-extraction", model=str(folder), trust_remote_code=True)(dna))
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()(**tokenizer(dna, return_tensors="pt")).last_hidden_state
+    assert features.shape == tuple(hidden.shape) and np.abs(features - hidden.numpy()).max() <= 1e-5
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -180,6 +226,27 @@ def test_rc_average_is_strand_symmetric(encoder):
     assert np.abs(forward - reverse).max() <= 1e-5
     with pytest.raises(ValueError, match="rc_average needs a pooled"):
         embed(model, tokenizer, SEQS, pooling="none", rc_average=True)
+
+
+# Reverse complements written out by hand (not computed by the code under test).
+HAND_RC = {
+    "ACGTAGCATCGGATCTATCTATCGACACTTGG": "CCAAGTGTCGATAGATAGATCCGATGCTACGT",
+    "GGCCTTAA": "TTAAGGCC",
+}
+
+
+def test_rc_average_is_the_mean_of_the_strand_and_a_hand_written_reverse_complement(encoder):
+    model, tokenizer = encoder
+    seqs = list(HAND_RC)
+    forward = embed(model, tokenizer, seqs)
+    reverse = embed(model, tokenizer, list(HAND_RC.values()))
+    averaged = embed(model, tokenizer, seqs, rc_average=True)
+    assert np.abs(averaged - (forward + reverse) / 2).max() <= 1e-6
+    assert np.abs(averaged - forward).max(axis=1).min() > 1e-3, "non-palindromic sequences: the strands differ"
+    for pooling in ("max", "cls"):
+        got = embed(model, tokenizer, seqs[:1], pooling=pooling, rc_average=True)
+        expected = (embed(model, tokenizer, seqs[:1], pooling=pooling) + embed(model, tokenizer, [HAND_RC[seqs[0]]], pooling=pooling)) / 2
+        assert np.abs(got - expected).max() <= 1e-6, pooling
 
 
 def test_token_spans_cover_the_input_exactly(encoder):
@@ -232,7 +299,10 @@ def test_cli_embeds_a_real_fasta(cli_model, tmp_path):
     fasta.write_text(">a first\nACGTAGCATCGGATCTATCTATCG\nACACTTGG\n>b\nGGCCTTAACCGGTTAA\n")
     embed_cli.main([str(fasta), "--output", str(tmp_path / "x.npy"), "--model", cli_model])
     vectors = np.load(tmp_path / "x.npy")
-    assert vectors.shape == (2, 96)
+    model, tokenizer = embed_cli.load_model(cli_model, "float32")
+    records = ["ACGTAGCATCGGATCTATCTATCGACACTTGG", "GGCCTTAACCGGTTAA"]  # line breaks joined
+    expected = np.stack([_manual(model, tokenizer, q)[1:-1].mean(0).numpy() for q in records])
+    assert vectors.shape == (2, 96) and np.abs(vectors - expected).max() <= 1e-5
     assert (tmp_path / "x.npy.ids.txt").read_text().split("\n")[:2] == ["a first", "b"]
     assert not (tmp_path / "x.npy.partial").exists()
 
@@ -271,6 +341,77 @@ def test_cli_resumes_after_a_kill_without_recomputing(cli_model, tmp_path, monke
     assert resumed.column("id").to_pylist() == [f"r{i}" for i in range(5)]
     assert np.allclose(np.stack(resumed.column("embedding").to_numpy(zero_copy_only=False)),
                        np.stack(straight.column("embedding").to_numpy(zero_copy_only=False)), atol=1e-6)
+
+
+def test_cli_crash_during_the_final_write_leaves_no_output_and_a_rerun_completes(cli_model, tmp_path, monkeypatch):
+    fasta = tmp_path / "many.fa"
+    fasta.write_text("".join(f">r{i}\n{'ACGTAGCATCGGATCTATCTATCG'[i:] * 3}\n" for i in range(5)))
+    out = tmp_path / "x.npy"
+    args = [str(fasta), "--output", str(out), "--model", cli_model, "--chunk-records", "2"]
+    real_save = np.save
+
+    def dying_save(file, array, *a, **k):
+        file.write(b"\x93NUMPY partial bytes")  # the writer emits part of the file ...
+        file.flush()
+        raise OSError("disk full")  # ... then dies
+
+    monkeypatch.setattr(np, "save", dying_save)
+    with pytest.raises(OSError, match="disk full"):
+        embed_cli.main(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.fa", "x.npy.partial"], "no output, no temp file"
+    partial = tmp_path / "x.npy.partial"
+    assert sorted(p.name for p in partial.iterdir()) == [
+        "chunk_000000.npz", "chunk_000001.npz", "chunk_000002.npz", "manifest.json"
+    ]
+    monkeypatch.setattr(np, "save", real_save)
+    from dnabert2.modeling_bert import BertModel
+
+    monkeypatch.setattr(BertModel, "embed", lambda *a, **k: pytest.fail("the rerun recomputed a finished chunk"))
+    embed_cli.main(args)
+    assert not partial.exists()
+    monkeypatch.undo()
+    model, tokenizer = embed_cli.load_model(cli_model, "float32")
+    expected = embed(model, tokenizer, [f"{'ACGTAGCATCGGATCTATCTATCG'[i:] * 3}" for i in range(5)])
+    assert np.abs(np.load(out) - expected).max() <= 1e-5
+    assert (tmp_path / "x.npy.ids.txt").read_text().split() == [f"r{i}" for i in range(5)]
+
+
+CSV_ROWS = [("p1", "ACGTAGCATCGGATCTATCTATCGACACTTGG"), ("p2", "GGCCTTAACCGGTTAAGCATCG"), ("p3", "TTGACAGCTAGCTAGGATCGATCGGGGATCCCA")]
+
+
+def _cli_vectors(cli_model, tmp_path, name, rows, *extra):
+    path = tmp_path / f"{name}.csv"
+    path.write_text("id,sequence\n" + "".join(f"{i},{q}\n" for i, q in rows))
+    out = tmp_path / f"{name}.npy"
+    embed_cli.main([str(path), "--output", str(out), "--model", cli_model, *extra])
+    assert (tmp_path / f"{name}.npy.ids.txt").read_text().split() == [i for i, _ in rows]
+    return np.load(out)
+
+
+def test_cli_embeds_a_csv_by_id_like_the_library(cli_model, tmp_path):
+    got = _cli_vectors(cli_model, tmp_path, "plain", CSV_ROWS)
+    model, tokenizer = embed_cli.load_model(cli_model, "float32")
+    expected = np.stack([_manual(model, tokenizer, q)[1:-1].mean(0).numpy() for _, q in CSV_ROWS])
+    assert got.shape == (3, 96) and np.abs(got - expected).max() <= 1e-5
+
+
+def test_cli_rc_average_is_the_mean_with_hand_written_reverse_complements(cli_model, tmp_path):
+    reverse = [("p1", "CCAAGTGTCGATAGATAGATCCGATGCTACGT"), ("p2", "CGATGCTTAACCGGTTAAGGCC"),
+               ("p3", "TGGGATCCCCGATCGATCCTAGCTAGCTGTCAA")]
+    forward = _cli_vectors(cli_model, tmp_path, "fwd", CSV_ROWS)
+    backward = _cli_vectors(cli_model, tmp_path, "rev", reverse)
+    averaged = _cli_vectors(cli_model, tmp_path, "avg", CSV_ROWS, "--rc-average")
+    assert np.abs(averaged - (forward + backward) / 2).max() <= 1e-5
+    assert np.abs(averaged - forward).max() > 1e-3
+
+
+def test_cli_bfloat16_stays_close_to_float32(cli_model, tmp_path):
+    full = _cli_vectors(cli_model, tmp_path, "fp32", CSV_ROWS)
+    half = _cli_vectors(cli_model, tmp_path, "bf16", CSV_ROWS, "--dtype", "bfloat16")
+    assert half.dtype == np.float32  # stored as float32 whatever the compute dtype
+    assert not np.array_equal(half, full), "bf16 really computed in bf16"
+    cosine = (half * full).sum(1) / np.linalg.norm(half, axis=1) / np.linalg.norm(full, axis=1)
+    assert cosine.min() >= 0.999, cosine
 
 
 def test_cli_refuses_a_partial_run_with_other_options(cli_model, tmp_path):

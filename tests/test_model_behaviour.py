@@ -94,7 +94,9 @@ def test_long_sequences_need_no_position_limit_and_warn_nothing(no_grad):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = model(ids).last_hidden_state
-    assert out.shape == (1, 2000, TINY["hidden_size"]) and torch.isfinite(out).all()
+    assert out.shape == (1, 2000, TINY["hidden_size"])
+    model.config._attn_implementation = "eager"
+    assert (out - model(ids).last_hidden_state).abs().max() <= 1e-5
 
 
 def test_fully_masked_row_is_refused_with_its_index():
@@ -131,12 +133,14 @@ def test_output_attentions_switches_to_eager_once_with_a_warning(caplog, no_grad
     ids, mask = random_batch([5, 3])
     from transformers.utils import logging as hf_logging
 
+    hf_logging.warning_once.cache_clear()  # forget a warning an earlier test of this process gave
     hf_logging.enable_propagation()
     with caplog.at_level("WARNING"):
         out = model(ids, mask, output_attentions=True)
         model(ids, mask, output_attentions=True)
+        model(ids, mask, output_attentions=True)
     hf_logging.disable_propagation()
-    assert sum("only the 'eager' backend" in r.message for r in caplog.records) <= 1
+    assert sum("only the 'eager' backend" in r.message for r in caplog.records) == 1
     assert len(out.attentions) == TINY["num_hidden_layers"]
     probs = out.attentions[0]  # (batch, heads, L, L)
     assert probs.shape == (2, TINY["num_attention_heads"], 5, 5)
@@ -296,7 +300,8 @@ def test_original_checkpoint_without_pooler_loads_with_a_fresh_pooler(tmp_path, 
         if key.startswith("bert."):
             assert torch.equal(state[key], value), key
     pooler = state["bert.pooler.dense.weight"]
-    assert torch.isfinite(pooler).all() and pooler.std() > 0
+    assert abs(float(pooler.std()) - parity_a.config().initializer_range) < 0.002, "drawn like the other fresh weights"
+    assert torch.equal(state["bert.pooler.dense.bias"], torch.zeros_like(state["bert.pooler.dense.bias"]))
     i = parity_a.inputs
     out = model.bert(i["input_ids"], i["attention_mask"]).last_hidden_state
     assert (out - parity_a.outputs["last_hidden_state"])[parity_a.real].abs().max() <= 1e-5

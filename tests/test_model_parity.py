@@ -76,3 +76,61 @@ def test_layer_outputs_match_original_unpadded_layout(parity, no_grad):
     _close(embeddings[parity.real], parity.outputs["embedding_output"][parity.real])
     for n, layer in enumerate(layers):
         _close(layer[parity.real], parity.outputs[f"layer{n}_output_unpadded"])
+
+
+# --- the published 117M size -------------------------------------------------------------------
+
+def original_117m_state_dict_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """Key -> shape of the original DNABERT-2-117M MLM checkpoint, spelled out from its config.json."""
+    h, i, v, t = config["hidden_size"], config["intermediate_size"], config["vocab_size"], config["type_vocab_size"]
+    shapes = {
+        "bert.embeddings.word_embeddings.weight": (v, h),
+        "bert.embeddings.token_type_embeddings.weight": (t, h),
+        "bert.embeddings.LayerNorm.weight": (h,),
+        "bert.embeddings.LayerNorm.bias": (h,),
+    }
+    for n in range(config["num_hidden_layers"]):
+        p = f"bert.encoder.layer.{n}."
+        shapes.update({
+            p + "attention.self.Wqkv.weight": (3 * h, h),
+            p + "attention.self.Wqkv.bias": (3 * h,),
+            p + "attention.output.dense.weight": (h, h),
+            p + "attention.output.dense.bias": (h,),
+            p + "attention.output.LayerNorm.weight": (h,),
+            p + "attention.output.LayerNorm.bias": (h,),
+            p + "mlp.gated_layers.weight": (2 * i, h),  # GeGLU: gate and value in one matrix, no bias
+            p + "mlp.wo.weight": (h, i),
+            p + "mlp.wo.bias": (h,),
+            p + "mlp.layernorm.weight": (h,),
+            p + "mlp.layernorm.bias": (h,),
+        })
+    shapes.update({
+        "cls.predictions.transform.dense.weight": (h, h),
+        "cls.predictions.transform.dense.bias": (h,),
+        "cls.predictions.transform.LayerNorm.weight": (h,),
+        "cls.predictions.transform.LayerNorm.bias": (h,),
+        "cls.predictions.decoder.weight": (v, h),
+        "cls.predictions.decoder.bias": (v,),
+    })
+    return shapes
+
+
+def test_117m_preset_has_the_original_keys_and_shapes_on_the_meta_device():
+    import json
+
+    from conftest import FIXTURES
+    from dnabert2.configuration_bert import PRESETS, BertConfig
+    from dnabert2.modeling_bert import BertForMaskedLM
+
+    original = json.loads((FIXTURES / "original_117m" / "config.json").read_text())
+    expected = original_117m_state_dict_shapes(original)
+    assert len(expected) == 142
+    config = BertConfig(**PRESETS["dnabert2-117m"])  # what pretrain.py --model_config dnabert2-117m builds
+    for field in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
+                  "type_vocab_size", "hidden_act", "layer_norm_eps", "attention_probs_dropout_prob"):
+        assert getattr(config, field) == original[field], field
+    with torch.device("meta"):
+        model = BertForMaskedLM(config)
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert got == expected
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(117e6, rel=0.01)

@@ -60,6 +60,28 @@ def test_smoke_run_reports_padding_metrics_and_curves(smoke_run):
     assert "padding_fraction" in (smoke_run / "log.csv").read_text().splitlines()[0]
 
 
+def test_eval_metrics_equal_a_manual_evaluation_of_the_saved_model(smoke_run, tokenizer):
+    from dnabert2.modeling_bert import BertForMaskedLM
+
+    results = json.loads((smoke_run / "all_results.json").read_text())
+    model = BertForMaskedLM.from_pretrained(smoke_run).eval()
+    # The run's eval set: default --eval_fraction 0.02, windows of --max_bp 400, --max_eval_examples 16, --seed 7.
+    # Held out: 971 bp of lambda (400 + 400 + 171) and 332 bp of mito: 4 windows, one eval batch of 8.
+    examples = heldout_examples(scan_records([LAMBDA, MITO], 0.02, 100), tokenizer, 400, 16, 7)
+    assert len(examples) == 4
+    collator, correct, total, losses = MLMCollator(tokenizer), 0, 0, []
+    with torch.no_grad():
+        for i in range(0, len(examples), 8):  # Trainer's default eval batch; eval_loss is the mean of batch losses
+            batch = collator(examples[i : i + 8])
+            out = model(**batch)
+            targets = batch["labels"][batch["labels"] != -100]
+            correct += int((out.logits.argmax(-1) == targets).sum())
+            total += targets.numel()
+            losses.append(float(out.loss))
+    assert results["eval_mlm_accuracy"] == pytest.approx(correct / total, abs=1e-9)
+    assert results["eval_loss"] == pytest.approx(sum(losses) / len(losses), abs=1e-4)
+
+
 def test_checkpoints_are_hub_folders_that_load_offline_in_a_fresh_process(smoke_run):
     for folder in (smoke_run, smoke_run / "checkpoint-30"):
         names = set(os.listdir(folder))
@@ -165,10 +187,72 @@ def test_training_crops_never_touch_the_held_out_tail(tokenizer):
     crops = ["".join(tokenizer.convert_ids_to_tokens(ids[1:-1])) for ids in unmasked]
     assert all(c in train_region for c in crops)
     assert all(100 <= len(c) <= 300 for c in crops[:-1])
-    for example in heldout_examples(spans, tokenizer, 300, 100):
-        ids = [i for i, l in zip(example["input_ids"], example["labels"]) if l == -100 and i > 4]
-        assert len(ids) > 0
     assert len(tail) == spans[0].length - spans[0].train_end
+
+
+def _text(tokenizer, example):
+    """The DNA of a masked example: labels restore the masked tokens."""
+    ids = torch.where(torch.as_tensor(example["labels"]) == -100, torch.as_tensor(example["input_ids"]),
+                      torch.as_tensor(example["labels"]))
+    return "".join(tokenizer.convert_ids_to_tokens(ids[1:-1].tolist()))
+
+
+def test_eval_windows_tile_only_the_held_out_tails(tokenizer):
+    spans = scan_records([LAMBDA, MITO], 0.05, 100)
+    # lambda: 48,502 bp, ceil(5%) = 2,426 held out; mito: 16,569 bp, 829 held out.
+    assert [(s.length, s.train_end) for s in spans] == [(48502, 46076), (16569, 15740)]
+    (_, lam), = iter_records([LAMBDA])
+    (_, mito), = iter_records([MITO])
+    # 300-bp windows from the first held-out base on; a last piece shorter than 75 bp (300 // 4) is dropped.
+    expected = [lam[a : a + 300] for a in range(46076, 48502 - 300 + 1, 300)]  # 8 windows, a 26-bp rest dropped
+    expected += [mito[15740:16040], mito[16040:16340], mito[16340:16569]]  # the 229-bp rest is kept
+    got = [_text(tokenizer, e) for e in heldout_examples(spans, tokenizer, 300, 100)]
+    assert got == expected
+
+
+def _n_gap_fasta(tmp_path):
+    """Real lambda sequence with a 1,000-bp assembly gap of N in the middle."""
+    (_, lam), = iter_records([LAMBDA])
+    path = tmp_path / "gapped.fa"
+    path.write_text(">gapped\n" + lam[:4000] + "N" * 1000 + lam[4000:8000] + "\n")
+    return str(path), lam[:8000]
+
+
+def test_crops_with_too_many_n_are_skipped(tokenizer, tmp_path):
+    path, real = _n_gap_fasta(tmp_path)
+    spans = scan_records([path], 0.0, 200)
+
+    def crops(max_n_fraction):
+        stream = GenomeCropStream(spans, tokenizer, 200, 200, 0.0, max_n_fraction, seed=1, group_size=1, shuffle_buffer=1)
+        unmasked = [torch.where(e["labels"] == -100, e["input_ids"], e["labels"]) for e in stream.passes(1)]
+        return ["".join(tokenizer.convert_ids_to_tokens(ids[1:-1].tolist())) for ids in unmasked]
+
+    everything = crops(1.0)
+    assert sum(c == "N" * 200 for c in everything) >= 4, "the gap yields all-N crops when nothing is skipped"
+    kept = crops(0.1)
+    assert kept and all(c.count("N") <= 20 for c in kept)
+    assert len(kept) >= len(everything) - 6  # only the <= 6 crops that overlap the gap by > 20 bp go
+    assert all(c in real for c in kept if "N" not in c)
+
+
+def test_init_from_starts_from_the_given_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    from dnabert2.configuration_bert import PRESETS, BertConfig
+    from dnabert2.modeling_bert import BertForMaskedLM
+
+    torch.manual_seed(123)
+    BertForMaskedLM(BertConfig(**PRESETS["dnabert2-tiny"])).save_pretrained(tmp_path / "init")
+    start = load_file(tmp_path / "init" / "model.safetensors")
+    # A zero learning rate keeps the weights where the run starts, so the output shows the start.
+    run(tmp_path / "out", "--init_from", str(tmp_path / "init"), "--max_steps", "1", "--learning_rate", "0",
+        "--warmup_steps", "0", "--save_strategy", "no")
+    end = load_file(tmp_path / "out" / "model.safetensors")
+    assert end.keys() == start.keys()
+    assert all(torch.equal(end[k], start[k]) for k in start)
+    run(tmp_path / "fresh", "--max_steps", "1", "--learning_rate", "0", "--warmup_steps", "0", "--save_strategy", "no")
+    fresh = load_file(tmp_path / "fresh" / "model.safetensors")
+    assert not torch.equal(fresh["bert.embeddings.word_embeddings.weight"], start["bert.embeddings.word_embeddings.weight"])
 
 
 def test_reverse_complement_augmentation(tokenizer):
@@ -177,9 +261,9 @@ def test_reverse_complement_augmentation(tokenizer):
     (_, genome), = iter_records([LAMBDA])
     unmasked = [torch.where(e["labels"] == -100, e["input_ids"], e["labels"]) for e in flipped.passes(1)]
     crops = ["".join(tokenizer.convert_ids_to_tokens(ids[1:-1])) for ids in unmasked]
-    from dnabert2.genome_io import reverse_complement
-
-    assert all(reverse_complement(c) in genome for c in crops[:20])
+    by_hand = str.maketrans("ACGTN", "TGCAN")  # independent of dna_alphabet
+    assert all(c.translate(by_hand)[::-1] in genome for c in crops[:20])
+    assert not any(c in genome for c in crops[:20]), "every crop was flipped"
 
 
 def test_batches_group_similar_lengths(tokenizer):

@@ -10,7 +10,7 @@ from conftest import REPO_ROOT
 README = (REPO_ROOT / "README.md").read_text()
 
 
-def test_usage_snippet_runs_as_written():
+def test_smoke_usage_snippet_runs_as_written():
     section = README.split("## Use the model", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,

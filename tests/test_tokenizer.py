@@ -67,11 +67,17 @@ def test_training_is_deterministic(trained, tmp_path):
     assert (tmp_path / "tokenizer.json").read_bytes() == (trained / "tokenizer.json").read_bytes()
 
 
-def test_training_prints_a_summary(tmp_path, capsys):
+def test_training_prints_a_summary_with_the_held_out_compression(tmp_path, capsys):
     train_tokenizer.main([MITO, "--vocab-size", "64", "--output", str(tmp_path), "--holdout-every", "4", "--word-length", "500"])
     out = capsys.readouterr().out
-    for field in ("bp read", "vocabulary: 64 tokens", "held-out bp per token", "time:"):
-        assert field in out
+    # 16,569 bp in 34 words of 500 bp (the last 69 bp); every 4th word (8 of them) is held out.
+    assert "16,569 bp read, 12,569 bp trained on, 4,000 bp held out" in out
+    assert "vocabulary: 64 tokens" in out and "time:" in out
+    (_, mito), = iter_records([MITO])
+    held_out = [mito[i : i + 500] for i in range(1500, 16500, 2000)]
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    tokens = sum(len(tok(w, add_special_tokens=False)["input_ids"]) for w in held_out)
+    assert f"held-out bp per token: {4000 / tokens:.3f}" in out
 
 
 def test_subsampling_reads_less(tmp_path, capsys):
@@ -273,7 +279,7 @@ def test_original_tokenizer_reproduces_its_reference_ids():
 
 # --- the benchmark script (its numbers are in BENCHMARKS.md; here only that it runs) -------------
 
-def test_benchmark_script_compares_with_the_original_on_bundled_data():
+def test_smoke_benchmark_script_compares_with_the_original_on_bundled_data():
     cmd = [sys.executable, str(REPO_ROOT / "bench" / "tokenizer.py"), "--repeats", "1", "--genome-bp", "20000",
            "--original", str(FIXTURES / "original_tokenizer" / "tokenizer.json"), "--stage-costs"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
