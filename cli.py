@@ -18,6 +18,7 @@ Not here: reading data (genome_io, gue), model code, or any script's own logic.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -220,6 +221,20 @@ def refuse_nonempty_folder(path: str, overwrite: bool, what: str = "output folde
     if present:
         shown = ", ".join(present[:4]) + (" ..." if len(present) > 4 else "")
         raise UsageError(f"{what} {path} already holds {shown}; pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def no_empty_folder_left(folder: str):
+    """On failure, remove `folder` if this run created it and it holds no file (only empty folders)."""
+    existed = os.path.exists(folder)
+    try:
+        yield
+    except BaseException:
+        if not existed and os.path.isdir(folder) and not any(files for _, _, files in os.walk(folder)):
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def require_file(path: str, what: str = "input") -> None:
