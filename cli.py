@@ -342,17 +342,29 @@ def _one_line(error: BaseException) -> str:
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def _close_progress_bars() -> None:
+    """Close open tqdm bars (e.g. Trainer's) now, so that none redraws after the error line."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        bar.close()
+
+
+def _fail(prog: str, error: BaseException, code: int) -> None:
+    _close_progress_bars()
+    sys.stdout.flush()
+    print(f"{prog}: error: {_one_line(error)}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
     """Call main and exit: 0, or one line `script.py: error: ...` with exit 1 (data) or 2 (usage)."""
     prog = os.path.basename(sys.argv[0]) or "script"
     try:
         code = main(argv)
     except UsageError as e:
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        _fail(prog, e, EXIT_USAGE)
     except (ValueError, OSError, RuntimeError, EOFError, KeyError) as e:
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-        sys.exit(EXIT_DATA_ERROR)
+        _fail(prog, e, EXIT_DATA_ERROR)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)

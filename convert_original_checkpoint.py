@@ -75,11 +75,18 @@ def load_weights(folder: str) -> tuple[dict[str, torch.Tensor], str]:
     for name in WEIGHT_FILES:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
-            if name.endswith(".safetensors"):
-                from safetensors.torch import load_file
+            try:
+                if name.endswith(".safetensors"):
+                    from safetensors.torch import load_file
 
-                return load_file(path), path
-            return torch.load(path, map_location="cpu", weights_only=True), path
+                    state = load_file(path)
+                else:
+                    state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # truncated file, not a checkpoint, or a pickle that holds code
+                raise CheckpointMismatchError(f"{path}: unreadable weights ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})") from None
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise CheckpointMismatchError(f"{path}: expected a mapping of tensor names to tensors")
+            return state, path
     raise FileNotFoundError(f"{folder}: no {' or '.join(WEIGHT_FILES)}")
 
 
