@@ -330,6 +330,9 @@ def test_a_byte_order_mark_is_accepted_in_fasta_and_csv(tmp_path):
     csv_path = tmp_path / "train.csv"
     csv_path.write_bytes(codecs.BOM_UTF8 + (PROM / "train.csv").read_bytes())
     assert read_split(str(csv_path)).labels == read_split(str(PROM / "train.csv")).labels
+    rows = (PROM / "train.csv").read_text().splitlines()[1:3]
+    csv_path.write_bytes(codecs.BOM_UTF8 + ("sequence1,sequence2,label\n" + "".join(f"ACGT,{r}\n" for r in rows)).encode())
+    assert read_split(str(csv_path)).sequences[1] == [r.split(",")[0] for r in rows]  # the BOM is not part of 'sequence1'
     rows = ["sequence"] + lambda_lines()[1:3]
     path = write(tmp_path / "s.csv", rows, prefix=codecs.BOM_UTF8)
     assert [s for _, s in embed.read_csv(path)] == rows[1:]
