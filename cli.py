@@ -248,16 +248,20 @@ def require_file(path: str, what: str = "input") -> None:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
 
-def require_model(path: str) -> None:
-    """A model folder with config.json, or something that can be a Hub id; else 'not found'."""
+def require_model(path: str, marker: str = "config.json", what: str = "model") -> None:
+    """A folder with `marker`, or something that can be a Hub id; else '<what> not found'.
+
+    A local path that does not exist is not sent to the Hub when it cannot be a Hub id (it starts
+    with '.' or '/', has more than one '/', or ends like a file name).
+    """
     if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            raise FileNotFoundError(f"{path}: model not found: the folder has no config.json")
+        if not os.path.isfile(os.path.join(path, marker)):
+            raise FileNotFoundError(f"{path}: {what} not found: the folder has no {marker}")
         return
     if os.path.exists(path):
-        raise FileNotFoundError(f"{path}: model not found: this is a file, expected a model folder or Hub id")
+        raise FileNotFoundError(f"{path}: {what} not found: this is a file, expected a {what} folder or Hub id")
     if not _HUB_ID.match(path) or path.startswith((".", "/")) or path.endswith((".json", ".safetensors", ".bin")):
-        raise FileNotFoundError(f"{path}: model not found: no such folder, and not a Hub id (ORG/NAME)")
+        raise FileNotFoundError(f"{path}: {what} not found: no such folder, and not a Hub id (ORG/NAME)")
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 
 from dnabert2.chunked_output import atomic_write
 from dnabert2.cli import (
-    OutputArguments, ScriptParser, above, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, run, within,
+    OutputArguments, ScriptParser, above, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within,
 )
 
 from dnabert2.dna_tokenizer import load_tokenizer
@@ -288,6 +288,7 @@ def main(argv=None) -> int:
     parser = ScriptParser((ModelArguments, DataArguments, GUETrainingArguments, OutputArguments), description=__doc__)
     model_args, data_args, training_args, out = parser.parse(argv)
     refuse_nonempty_folder(training_args.output_dir, out.overwrite, "output folder")
+    require_model(model_args.model_name_or_path)
     with no_empty_folder_left(training_args.output_dir):
         return run_all(model_args, data_args, training_args, explicit_flags(argv))
 

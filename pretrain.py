@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
-from dnabert2.cli import OutputArguments, ScriptParser, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, run, within
+from dnabert2.cli import OutputArguments, ScriptParser, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within
 
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
@@ -134,6 +134,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such file")
 
+    require_model(model_args.tokenizer, "tokenizer.json", "tokenizer")
     tokenizer = load_tokenizer(model_args.tokenizer)
     if model_args.init_from:
         model = load_pretrained(BertForMaskedLM, model_args.init_from, attn_implementation=model_args.attn_implementation)

@@ -320,6 +320,11 @@ def test_a_folder_or_a_missing_path_is_not_found(tmp_path):
         embed.main([str(LAMBDA), "--output", str(tmp_path / "x.npy"), "--model", str(tmp_path / "no-such-model")])
     with pytest.raises(FileNotFoundError, match=r"model not found"):
         converter.convert(str(tmp_path / "no-such-model"), str(tmp_path / "out"))
+    with pytest.raises(FileNotFoundError, match=r"no-such-tokenizer: tokenizer not found: no such folder, and not a Hub id"):
+        pretrain.main(["--train_files", str(LAMBDA), "--max_steps", "2", "--tokenizer", str(tmp_path / "no-such-tokenizer"),
+                       "--output_dir", str(tmp_path / "run")])
+    with pytest.raises(FileNotFoundError, match=r"data/genomes: model not found: the folder has no config.json"):
+        finetune_gue.main(["--model_name_or_path", genomes, "--output_dir", str(tmp_path / "run")])
     assert leftovers(tmp_path) == []
 
 
