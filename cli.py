@@ -18,6 +18,7 @@ Not here: reading data (genome_io, gue), model code, or any script's own logic.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import dataclasses
@@ -130,6 +131,7 @@ def check_ranges(*args) -> None:
 
 
 def _is_training_args(obj) -> bool:
+    """A transformers TrainingArguments (or subclass), told without importing the Trainer stack."""
     return any(cls.__name__ == "TrainingArguments" for cls in type(obj).__mro__)
 
 
@@ -144,7 +146,7 @@ class ScriptParser(HfArgumentParser):
     """HfArgumentParser that also takes positional arguments and this module's range metadata."""
 
     def __init__(self, dataclass_types, **kwargs):
-        kwargs.setdefault("formatter_class", __import__("argparse").RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(dataclass_types, **kwargs)
         self._positional = []
         for dtype in self.dataclass_types:
