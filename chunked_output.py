@@ -81,6 +81,11 @@ class ChunkStore:
         os.makedirs(self.folder)
         atomic_write(manifest, lambda p: _dump_json(fingerprint, p))
 
+    def discard_if_empty(self) -> None:
+        """Remove the work folder if no chunk was finished (a run that failed before any result)."""
+        if os.path.isdir(self.folder) and not any(f.endswith(".npz") for f in os.listdir(self.folder)):
+            shutil.rmtree(self.folder)
+
     def _path(self, index: int) -> str:
         return os.path.join(self.folder, f"chunk_{index:06d}.npz")
 

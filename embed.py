@@ -7,68 +7,77 @@ Input: FASTA / FASTA.gz / bgzip (one embedding per record, named by its header) 
 `sequence` column (named by an `id` or `name` column, else the row number). It is read as a
 stream in chunks of --chunk-records. Each finished chunk is stored under OUTPUT.partial/, so a
 run that is interrupted resumes where it stopped without recomputing. The final file is written
-to a temporary name and renamed, so OUTPUT is never left truncated.
+to a temporary name and renamed, so OUTPUT is never left truncated; an existing OUTPUT is
+replaced only with --overwrite. The resume state records the input file, the model files and
+every option that changes a vector: a partial run made with anything else is refused.
+CSV sequences are checked like FASTA lines; a .fa/.fasta file without a '>' header is refused.
 Output: .npy (float32, n x hidden, with the names in OUTPUT.ids.txt) or .parquet (columns id,
 length_bp, embedding). Pooling and long-sequence windows: see embedding.py.
 """
 
-import argparse
 import csv
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 
-from dnabert2.chunked_output import ChunkStore, atomic_write, chunked
-from dnabert2.genome_io import GenomeFormatError, iter_records
+from dnabert2.chunked_output import ChunkStore, atomic_write, chunked, file_fingerprint
+from dnabert2.cli import (
+    OutputArguments, ScriptParser, UsageError, at_least, load_pretrained, model_fingerprint, positional,
+    refuse_existing_file, require_file, require_model, run,
+)
+from dnabert2.genome_io import GenomeFormatError, check_sequence, iter_records
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
+OUTPUT_SUFFIXES = (".npy", ".parquet")
+FASTA_SUFFIXES = tuple(s + z for s in (".fa", ".fasta", ".fna", ".fas") for z in ("", ".gz", ".bgz"))
+# Options that never change a vector: left out of the resume fingerprint.
+NOT_FINGERPRINTED = ("output", "batch_size")
 
 
 @dataclass
 class Args:
-    input: str
-    output: str
-    model: str = REPO_ROOT
-    pooling: str = "mean"
-    rc_average: bool = False
-    batch_size: int = 16
-    max_tokens: int = 512
-    chunk_records: int = 256
-    dtype: str = "float32"
+    input: str = field(metadata=positional(help="FASTA / FASTA.gz / bgzip or CSV with a 'sequence' column"))
+    output: str = field(metadata={"help": ".npy or .parquet"})
+    model: str = field(default=REPO_ROOT, metadata={"help": "model folder or Hub id (default: this repo)"})
+    pooling: Literal["mean", "max", "cls"] = field(default="mean")
+    rc_average: bool = field(default=False, metadata={"help": "average with the reverse complement"})
+    batch_size: int = field(default=16, metadata=at_least(1))
+    max_tokens: int = field(default=512, metadata=at_least(3, "tokens per window for long sequences ([CLS] and [SEP] included)"))
+    chunk_records: int = field(default=256, metadata=at_least(1, "records per resumable chunk"))
+    dtype: Literal["float32", "bfloat16"] = field(default="float32")
 
 
-def parse_args(argv=None) -> Args:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input")
-    p.add_argument("--output", required=True, help=".npy or .parquet")
-    p.add_argument("--model", default=REPO_ROOT, help="model folder or Hub id (default: this repo)")
-    p.add_argument("--pooling", default="mean", choices=["mean", "max", "cls"])
-    p.add_argument("--rc-average", action="store_true", help="average with the reverse complement")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-tokens", type=int, default=512, help="tokens per window for long sequences")
-    p.add_argument("--chunk-records", type=int, default=256, help="records per resumable chunk")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    ns = p.parse_args(argv)
-    args = Args(**{k.replace("-", "_"): v for k, v in vars(ns).items()})
-    if not args.output.endswith((".npy", ".parquet")):
-        p.error(f"--output must end in .npy or .parquet, got {args.output}")
-    return args
+def parse_args(argv=None) -> tuple[Args, OutputArguments]:
+    args, out = ScriptParser((Args, OutputArguments), description=__doc__).parse(argv)
+    if not args.output.endswith(OUTPUT_SUFFIXES):
+        raise UsageError(f"--output must end in .npy or .parquet, got {args.output}")
+    return args, out
 
 
 def read_csv(path: str) -> Iterator[tuple[str, str]]:
-    with open(path, newline="") as f:
+    """(name, canonical sequence) per row; sequences are checked like FASTA lines (file:line errors)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a leading byte-order mark is not part of the header
         reader = csv.DictReader(f)
-        if not reader.fieldnames or "sequence" not in reader.fieldnames:
-            raise GenomeFormatError(f"{path}:1: header {reader.fieldnames}; expected a 'sequence' column")
-        id_column = next((c for c in ("id", "name") if c in reader.fieldnames), None)
-        for line, row in enumerate(reader, start=2):
-            seq = (row["sequence"] or "").strip()
-            if not seq:
-                raise GenomeFormatError(f"{path}:{line}: empty sequence")
-            yield (row[id_column] if id_column else str(line - 1)), seq
+        try:
+            if not reader.fieldnames or "sequence" not in reader.fieldnames:
+                raise GenomeFormatError(f"{path}:1: header {reader.fieldnames}; expected a 'sequence' column")
+            id_column = next((c for c in ("id", "name") if c in reader.fieldnames), None)
+            for row_number, row in enumerate(reader, start=1):
+                line = reader.line_num  # the line the row ends on, counted in the file (blank lines included)
+                if None in row or any(v is None for v in row.values()):
+                    raise GenomeFormatError(f"{path}:{line}: {len(row) - (None in row)} fields, expected {len(reader.fieldnames)} ({','.join(reader.fieldnames)})")
+                seq = check_sequence(row["sequence"] or "", path, line)
+                if not seq:
+                    raise GenomeFormatError(f"{path}:{line}: empty sequence")
+                yield (row[id_column] if id_column else str(row_number)), seq
+        except UnicodeDecodeError:
+            raise GenomeFormatError(f"{path}: bytes that are not UTF-8 text after line {reader.line_num}; expected a UTF-8 CSV") from None
+        except csv.Error as e:
+            raise GenomeFormatError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
 
 
 def read_records(path: str) -> Iterator[tuple[str, str]]:
@@ -77,39 +86,54 @@ def read_records(path: str) -> Iterator[tuple[str, str]]:
         yield from read_csv(path)
         return
     for record, seq in iter_records([path]):
+        if not record.fasta and path.lower().endswith(FASTA_SUFFIXES):
+            raise GenomeFormatError(
+                f"{path}:{record.line}: expected a FASTA header line starting with '>' (the file name says FASTA); "
+                "a file of one sequence per line must not be named .fa/.fasta"
+            )
         if not seq:
             raise GenomeFormatError(f"{path}:{record.line}: record {record.name!r} has no sequence")
         yield record.name, seq
 
 
 def _fingerprint(args: Args) -> dict:
-    options = {k: v for k, v in asdict(args).items() if k not in ("output", "batch_size")}
-    stat = os.stat(args.input)
-    return {**options, "input_size": stat.st_size, "input_mtime": stat.st_mtime}
+    """Everything a vector depends on: the input file, the model files and every vector-changing option."""
+    options = {k: v for k, v in asdict(args).items() if k not in NOT_FINGERPRINTED}
+    return {**options, "input_file": file_fingerprint(args.input), "model_files": model_fingerprint(args.model)}
 
 
 def load_model(path: str, dtype: str):
-    """The encoder of any DNABERT-2 checkpoint (MLM or classifier), with this repo's code."""
+    """The encoder of any DNABERT-2 checkpoint (MLM or classifier), with this repo's code.
+
+    Extra heads are expected; an encoder that does not match its config is refused (cli.load_pretrained).
+    """
     import torch
-    from transformers.utils import logging
 
     from dnabert2.dna_tokenizer import load_tokenizer
     from dnabert2.modeling_bert import BertModel
 
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()  # the heads a checkpoint carries beyond the encoder are expected extras
-    try:
-        model = BertModel.from_pretrained(path, add_pooling_layer=False, dtype=getattr(torch, dtype)).eval()
-    finally:
-        logging.set_verbosity(verbosity)
+    model = load_pretrained(BertModel, path, add_pooling_layer=False, dtype=getattr(torch, dtype)).eval()
     return model, load_tokenizer(path)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    if not os.path.isfile(args.input):
-        raise FileNotFoundError(f"{args.input}: no such file")
+    args, out = parse_args(argv)
+    require_file(args.input)
+    refuse_existing_file(args.output, out.overwrite)  # resuming from OUTPUT.partial/ is not overwriting
+    require_model(args.model)
     store = ChunkStore(args.output, _fingerprint(args))
+    try:
+        done = embed_chunks(args, store)
+    except BaseException:
+        store.discard_if_empty()  # a run that failed before its first chunk leaves no work folder
+        raise
+    store.finish(lambda columns: write_output(args.output, columns))
+    print(f"wrote {args.output}: {done:,} embeddings", file=sys.stderr)
+    return 0
+
+
+def embed_chunks(args: Args, store: ChunkStore) -> int:
+    """Embed every chunk not finished by an earlier run; returns the number of records."""
     model = tokenizer = None
     done = computed = 0
     for k, chunk in enumerate(chunked(read_records(args.input), args.chunk_records)):
@@ -129,9 +153,7 @@ def main(argv=None) -> int:
         print(f"{done:,} records embedded ({computed:,} in this run)", file=sys.stderr)
     if done == 0:
         raise GenomeFormatError(f"{args.input}: no records")
-    store.finish(lambda columns: write_output(args.output, columns))
-    print(f"wrote {args.output}: {done:,} embeddings", file=sys.stderr)
-    return 0
+    return done
 
 
 def write_output(output: str, columns: dict[str, np.ndarray]) -> None:
@@ -162,7 +184,4 @@ def _write_lines(path: str, values) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (GenomeFormatError, FileNotFoundError, RuntimeError) as e:
-        sys.exit(f"embed.py: error: {e}")
+    run(main)

@@ -9,6 +9,9 @@ The original script's argument names work (--model_name_or_path, --data_path,
 --run_name, --output_dir), and so does every TrainingArguments flag. `--task NAME` fills in the
 paper's per-task settings (gue.py); a flag given explicitly always wins. Best checkpoint by dev
 MCC, evaluated on test; writes test_results.json, test_predictions.csv and a Hub folder.
+A non-empty --output_dir is refused unless --overwrite is given; every numeric flag is
+range-checked before any data is read; three-column CSVs are sequence pairs only under the
+column names in gue.PAIR_COLUMNS.
 """
 
 import csv
@@ -20,11 +23,17 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+from dnabert2.chunked_output import atomic_write
+from dnabert2.cli import (
+    OutputArguments, ScriptParser, above, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within,
+)
 
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.gue import (
-    LEARNING_RATE_BY_WIDTH, GUEDataError, Split, classification_metrics, default_learning_rate, describe_non_acgt, discover_tasks, read_task,
+    LEARNING_RATE_BY_WIDTH, Split, classification_metrics, default_learning_rate, describe_non_acgt,
+    discover_tasks, read_task,
     reverse_complement_split, task_preset, write_summary,
 )
 from dnabert2.modeling_bert import BertForSequenceClassification
@@ -40,9 +49,9 @@ GLOBAL_BATCH = 32  # the paper: 8 per device on 4 GPUs
 class ModelArguments:
     model_name_or_path: str = field(default=REPO_ROOT, metadata={"help": "checkpoint folder or Hub id"})
     use_lora: bool = field(default=False)
-    lora_r: int = field(default=8)
-    lora_alpha: int = field(default=32)
-    lora_dropout: float = field(default=0.05)
+    lora_r: int = field(default=8, metadata=at_least(1))
+    lora_alpha: int = field(default=32, metadata=above(0))
+    lora_dropout: float = field(default=0.05, metadata=within(0, 1, high_open=True))
     lora_target_modules: str = field(default="Wqkv,wo,gated_layers,dense", metadata={"help": "comma-separated"})
     merge_lora: bool = field(default=True, metadata={"help": "also write the merged model to OUTPUT_DIR/merged"})
     attn_implementation: str = field(default="sdpa")
@@ -55,11 +64,11 @@ class DataArguments:
     task: str | None = field(default=None, metadata={"help": "GUE task name, e.g. tf/0, EMP/H3, prom/prom_core_all"})
     tasks: list[str] = field(default_factory=list, metadata={"help": "'all' or several task names (whole benchmark)"})
     gue_root: str | None = field(default=None, metadata={"help": "folder that holds the GUE task folders"})
-    seeds: list[int] = field(default_factory=list, metadata={"help": "run each task once per seed"})
-    model_max_length: int = field(default=512, metadata={"help": "tokens, [CLS] and [SEP] included"})
+    seeds: list[int] = field(default_factory=list, metadata=at_least(0, "run each task once per seed"))
+    model_max_length: int = field(default=512, metadata=at_least(3, "tokens, [CLS] and [SEP] included (so at least one sequence token)"))
     rc_tta: bool = field(default=False, metadata={"help": "also score test with reverse-complement averaging"})
-    max_train_samples: int = field(default=0, metadata={"help": "train on a random subset of this size (0: all)"})
-    max_eval_samples: int = field(default=0, metadata={"help": "select checkpoints on a random dev subset of this size (0: all); test is always whole"})
+    max_train_samples: int = field(default=0, metadata=at_least(0, "train on a random subset of this size (0: all)"))
+    max_eval_samples: int = field(default=0, metadata=at_least(0, "select checkpoints on a random dev subset of this size (0: all); test is always whole"))
 
 
 @dataclass
@@ -145,8 +154,8 @@ def compute_metrics(eval_pred):
 
 def build_model(model_args: ModelArguments, num_labels: int):
     overrides = {"classifier_pooling": model_args.classifier_pooling} if model_args.classifier_pooling else {}
-    model = BertForSequenceClassification.from_pretrained(
-        model_args.model_name_or_path, num_labels=num_labels, attn_implementation=model_args.attn_implementation, **overrides
+    model = load_pretrained(
+        BertForSequenceClassification, model_args.model_name_or_path, num_labels=num_labels, attn_implementation=model_args.attn_implementation, **overrides
     )
     if not model_args.use_lora:
         return model
@@ -239,7 +248,8 @@ def run_task(model_args: ModelArguments, data_args: DataArguments, training_args
     metrics["best_model_checkpoint"] = trainer.state.best_model_checkpoint
     trainer.save_metrics("test", metrics)
     if trainer.is_world_process_zero():
-        write_predictions(os.path.join(training_args.output_dir, "test_predictions.csv"), splits["test"], logits, rc_logits)
+        atomic_write(os.path.join(training_args.output_dir, "test_predictions.csv"),
+                     lambda path: write_predictions(path, splits["test"], logits, rc_logits))
         save_final_model(trainer, tokenizer, model_args, training_args.output_dir)
     if training_args.push_to_hub:
         trainer.push_to_hub()
@@ -288,9 +298,15 @@ def resolve_runs(data_args: DataArguments, training_args, explicit: set[str]):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = HfArgumentParser((ModelArguments, DataArguments, GUETrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    explicit = explicit_flags(argv)
+    parser = ScriptParser((ModelArguments, DataArguments, GUETrainingArguments, OutputArguments), description=__doc__)
+    model_args, data_args, training_args, out = parser.parse(argv)
+    refuse_nonempty_folder(training_args.output_dir, out.overwrite, "output folder")
+    require_model(model_args.model_name_or_path)
+    with no_empty_folder_left(training_args.output_dir):
+        return run_all(model_args, data_args, training_args, explicit_flags(argv))
+
+
+def run_all(model_args: ModelArguments, data_args: DataArguments, training_args, explicit: set[str]) -> int:
     if "learning_rate" not in explicit:
         training_args = replace(training_args, learning_rate=model_learning_rate(model_args.model_name_or_path))
     if "gradient_accumulation_steps" not in explicit:  # keep the paper's global batch of 32
@@ -303,16 +319,17 @@ def main(argv=None) -> int:
         results.append({"task": task or task_data.data_path, "seed": task_training.seed, **metrics})
     if training_args.process_index == 0:
         os.makedirs(training_args.output_dir, exist_ok=True)
-        with open(os.path.join(training_args.output_dir, "all_runs.json"), "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_write(os.path.join(training_args.output_dir, "all_runs.json"), lambda path: _dump(results, path))
         table = write_summary(results, training_args.output_dir)
         print("\nTest results (MCC x100; the paper's DNABERT-2-117M for reference):\n" + table)
     end_distributed()
     return 0
 
 
+def _dump(value, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1)
+
+
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (GUEDataError, FileNotFoundError) as e:
-        sys.exit(f"finetune_gue.py: error: {e}")
+    run(main)

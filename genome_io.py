@@ -12,12 +12,18 @@ Conventions
   (dna_alphabet.canonical: upper case, U read as T, ambiguity codes RYKMSWBDHV read as N).
 - A plain-text file holds one sequence per line; blank lines are skipped. A FASTA file starts with
   a '>' header; sequence lines may have any length.
-- Compression is detected from the gzip magic bytes, not the file name; bgzip is gzip.
+- Compression is detected from the gzip magic bytes, not the file name; bgzip is gzip. A truncated
+  or corrupt gzip stream is a GenomeFormatError naming the file.
+- Text is UTF-8 (a leading byte-order mark is dropped): FASTA headers may hold any UTF-8 text;
+  sequence lines hold only the letters above. Line numbers count line feeds from 1 in the file as
+  given (CRLF files count the same), and an error names the line of the offending character.
 """
 
+import codecs
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -29,6 +35,7 @@ __all__ = [
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)  # truncated stream, bad CRC, corrupt block
 _SNIFF_BYTES = 4096
 # Lines are read in pieces of at most this many characters, so a FASTA file without line breaks
 # still streams in bounded memory.
@@ -44,9 +51,13 @@ class Record:
     source: str  # file path
     name: str  # FASTA header without '>', or "line N" for plain text
     line: int  # line number of the header (or of the sequence in plain text)
+    fasta: bool = True  # False: the file has no '>' header and is read as one sequence per line
 
 
-def _open_text(path: str) -> io.TextIOBase:
+def _open_binary(path: str) -> io.BufferedIOBase:
+    """The file's bytes, decompressed when it starts with the gzip magic."""
+    if os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: not found: this is a folder, expected a file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
@@ -55,42 +66,64 @@ def _open_text(path: str) -> io.TextIOBase:
         raw = gzip.open(path, "rb")
         try:
             head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
-        except (OSError, EOFError) as e:
-            raise GenomeFormatError(f"{path}: corrupt gzip/bgzip data ({e})") from None
+        except _GZIP_ERRORS as e:
+            raw.close()
+            raise GenomeFormatError(f"{path}: truncated or corrupt gzip/bgzip data ({e})") from None
     else:
         raw = open(path, "rb")
     if b"\x00" in head:
         raw.close()
         raise GenomeFormatError(f"{path}: binary data (NUL bytes), expected FASTA or one DNA sequence per line")
-    return io.TextIOWrapper(raw, encoding="ascii", errors="strict", newline=None)
+    return raw
 
 
 def _check_letters(piece: str, path: str, line: int) -> None:
     if not IUPAC_LETTERS.issuperset(piece):
         bad = next(c for c in piece if c not in IUPAC_LETTERS)
+        what = "a carriage return without a line feed" if bad == "\r" else f"unexpected character {bad!r}"
         raise GenomeFormatError(
-            f"{path}:{line}: unexpected character {bad!r}; expected DNA letters (IUPAC codes) "
+            f"{path}:{line}: {what}; expected DNA letters (IUPAC codes) "
             "or, in a FASTA file, a '>' header line"
         )
 
 
+def check_sequence(seq: str, path: str, line: int) -> str:
+    """`seq` (surrounding whitespace removed) in canonical form, or a GenomeFormatError naming file and line."""
+    seq = seq.strip()
+    _check_letters(seq, path, line)
+    return canonical(seq)
+
+
 def _lines(path: str) -> Iterator[tuple[int, str, bool]]:
-    """(line number, piece, ends_line): each line in pieces of at most _READ_CHUNK characters."""
-    with _open_text(path) as f:
+    """(line number, piece, ends_line): each line in pieces of at most _READ_CHUNK bytes.
+
+    Lines are counted from 1 at each line feed of the file as given (a CRLF ending is one line).
+    Each line is decoded on its own as UTF-8 (a leading byte-order mark is dropped), so an error
+    names the line that holds the offending byte; headers may hold any UTF-8 text, sequence lines
+    are checked letter by letter by the callers.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    with _open_binary(path) as f:
         number = 1
-        try:
-            while True:
-                piece = f.readline(_READ_CHUNK)
-                if not piece:
-                    return
-                ends = piece.endswith("\n")
-                yield number, piece.rstrip("\r\n"), ends
-                if ends:
-                    number += 1
-        except UnicodeDecodeError:
-            raise GenomeFormatError(
-                f"{path}:{number}: non-ASCII bytes; expected FASTA or one DNA sequence per line"
-            ) from None
+        while True:
+            try:
+                raw = f.readline(_READ_CHUNK)
+            except _GZIP_ERRORS as e:
+                raise GenomeFormatError(f"{path}: truncated or corrupt gzip/bgzip data after line {number - 1} ({e})") from None
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                piece = decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError:
+                raise GenomeFormatError(
+                    f"{path}:{number}: bytes that are not UTF-8 text; expected FASTA or one DNA sequence per line"
+                ) from None
+            if not raw:
+                return
+            ends = raw.endswith(b"\n")
+            yield number, piece.rstrip("\r\n") if ends else piece, ends
+            if ends:
+                number += 1
 
 
 def iter_record_chunks(path: str) -> Iterator[tuple[Record, Iterator[str]]]:
@@ -133,7 +166,7 @@ def iter_record_chunks(path: str) -> Iterator[tuple[Record, Iterator[str]]]:
         while current is not None:
             number, piece, ends = current
             if piece.strip():
-                yield Record(path, f"line {number}", number), line_pieces(number, piece, ends)
+                yield Record(path, f"line {number}", number, fasta=False), line_pieces(number, piece, ends)
             current = next(lines, None)
         return
 

@@ -93,6 +93,11 @@ def discover_tasks(root: str) -> list[str]:
     return sorted(tasks)
 
 
+# Header names under which a three-column CSV is read as a sequence pair (any other three-column
+# file, e.g. id,sequence,label, is refused rather than trained on its first column).
+PAIR_COLUMNS = (("sequence_a", "sequence_b"), ("sequence1", "sequence2"), ("sequence_1", "sequence_2"))
+
+
 class GUEDataError(ValueError):
     """A GUE CSV that does not have the expected content; the message names file and line."""
 
@@ -103,44 +108,56 @@ class Split:
     sequences: list[list[str]]  # one list per sequence column (1, or 2 for pairs)
     labels: list[int]
     non_acgt: Counter  # non-ACGT characters seen, by character
+    lines: list[int] | None = None  # line of each row in the file (None after subsampling)
 
 
 def read_split(path: str) -> Split:
-    """Read and validate one `sequence,label` (or `sequence_a,sequence_b,label`) CSV."""
+    """Read and validate one `sequence,label` (or PAIR_COLUMNS then `label`) CSV."""
     if not os.path.isfile(path):
         raise GUEDataError(f"{path}: missing split file")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a leading byte-order mark is not part of the header
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise GUEDataError(f"{path}:1: empty file, expected the header 'sequence,label'")
-        header = [h.strip() for h in header]
-        if len(header) not in (2, 3) or header[-1] != "label":
-            raise GUEDataError(
-                f"{path}:1: header {','.join(header)!r}; expected 'sequence,label' "
-                "(or two sequence columns then 'label')"
-            )
-        columns = len(header) - 1
-        sequences: list[list[str]] = [[] for _ in range(columns)]
-        labels, non_acgt = [], Counter()
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise GUEDataError(f"{path}:{line}: {len(row)} fields, expected {len(header)} ({','.join(header)})")
-            try:
-                labels.append(int(row[-1]))
-            except ValueError:
-                raise GUEDataError(f"{path}:{line}: label {row[-1]!r} is not an integer") from None
-            for c in range(columns):
-                seq = row[c].strip()
-                if not seq:
-                    raise GUEDataError(f"{path}:{line}: empty sequence in column {header[c]!r}")
-                non_acgt.update(ch for ch in seq.upper() if ch not in "ACGT")
-                sequences[c].append(seq)
+        try:
+            return _read_rows(path, reader)
+        except UnicodeDecodeError:
+            raise GUEDataError(f"{path}: bytes that are not UTF-8 text after line {reader.line_num}; expected a UTF-8 CSV") from None
+        except csv.Error as e:
+            raise GUEDataError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+def _read_rows(path: str, reader) -> Split:
+    header = next(reader, None)
+    if header is None:
+        raise GUEDataError(f"{path}:1: empty file, expected the header 'sequence,label'")
+    header = [h.strip() for h in header]
+    if len(header) not in (2, 3) or header[-1] != "label" or (len(header) == 3 and tuple(header[:2]) not in PAIR_COLUMNS):
+        raise GUEDataError(
+            f"{path}:1: header {','.join(header)!r}; expected 'sequence,label', or for sequence pairs "
+            + " or ".join(f"'{a},{b},label'" for a, b in PAIR_COLUMNS)
+        )
+    columns = len(header) - 1
+    sequences: list[list[str]] = [[] for _ in range(columns)]
+    labels, lines, non_acgt = [], [], Counter()
+    for row in reader:
+        line = reader.line_num  # the line the row ends on, in the file as given (blank lines counted)
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise GUEDataError(f"{path}:{line}: {len(row)} fields, expected {len(header)} ({','.join(header)})")
+        try:
+            labels.append(int(row[-1]))
+        except ValueError:
+            raise GUEDataError(f"{path}:{line}: label {row[-1]!r} is not an integer") from None
+        for c in range(columns):
+            seq = row[c].strip()
+            if not seq:
+                raise GUEDataError(f"{path}:{line}: empty sequence in column {header[c]!r}")
+            non_acgt.update(ch for ch in seq.upper() if ch not in "ACGT")
+            sequences[c].append(seq)
+        lines.append(line)
     if not labels:
         raise GUEDataError(f"{path}: no data rows after the header")
-    return Split(path, sequences, labels, non_acgt)
+    return Split(path, sequences, labels, non_acgt, lines)
 
 
 def read_task(data_path: str) -> dict[str, Split]:
@@ -155,7 +172,7 @@ def read_task(data_path: str) -> dict[str, Split]:
         )
     for name in ("dev", "test"):
         split = splits[name]
-        for line, label in enumerate(split.labels, start=2):
+        for line, label in zip(split.lines or range(2, len(split.labels) + 2), split.labels):
             if label not in train_labels:
                 raise GUEDataError(f"{split.path}:{line}: label {label} never appears in train")
     if len({len(split.sequences) for split in splits.values()}) != 1:

@@ -6,16 +6,19 @@
 All TrainingArguments are available (bf16, gradient accumulation and checkpointing, FSDP /
 DeepSpeed, push_to_hub, ...); torchrun / accelerate launch it on several processes. Data logic
 lives in pretraining_data.py; see its docstring for how crops are drawn and held out.
+A non-empty --output_dir is refused unless --overwrite is given or the run resumes
+(--resume_from_checkpoint); every numeric flag is range-checked before anything is read.
 """
 
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 
 import torch
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
+
+from dnabert2.cli import OutputArguments, ScriptParser, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within
 
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
@@ -41,14 +44,14 @@ class ModelArguments:
 class DataArguments:
     train_files: list[str] = field(default_factory=list, metadata={"help": "FASTA / FASTA.gz / bgzip / text files"})
     eval_files: list[str] = field(default_factory=list, metadata={"help": "held-out files; default: each record's tail"})
-    eval_fraction: float = field(default=0.02, metadata={"help": "tail of each training record held out for eval"})
-    min_bp: int = field(default=200, metadata={"help": "shortest training crop"})
-    max_bp: int = field(default=1000, metadata={"help": "longest training crop (also the eval window)"})
-    rc_prob: float = field(default=0.5, metadata={"help": "probability of reverse-complementing a crop"})
-    max_n_fraction: float = field(default=0.1, metadata={"help": "skip crops with more N than this"})
-    mlm_probability: float = field(default=0.15)
-    max_eval_examples: int = field(default=512)
-    shuffle_buffer: int = field(default=4096, metadata={"help": "crops held for shuffling"})
+    eval_fraction: float = field(default=0.02, metadata=within(0, 1, "tail of each training record held out for eval", high_open=True))
+    min_bp: int = field(default=200, metadata=at_least(1, "shortest training crop"))
+    max_bp: int = field(default=1000, metadata=at_least(1, "longest training crop (also the eval window)"))
+    rc_prob: float = field(default=0.5, metadata=within(0, 1, "probability of reverse-complementing a crop"))
+    max_n_fraction: float = field(default=0.1, metadata=within(0, 1, "skip crops with more N than this"))
+    mlm_probability: float = field(default=0.15, metadata=within(0, 1, "fraction of tokens chosen for masking", low_open=True))
+    max_eval_examples: int = field(default=512, metadata=at_least(1))
+    shuffle_buffer: int = field(default=4096, metadata=at_least(1, "crops held for shuffling"))
     sampling: str = field(default="length", metadata={
         "help": "share of each file (genome) in the crops: 'length' (by bp), 'genome' (equal per file) or "
                 "alpha in [0, 1] (bp**alpha)"})
@@ -56,7 +59,7 @@ class DataArguments:
 
 @dataclass
 class RunArguments:
-    max_train_minutes: float = field(default=0.0, metadata={"help": "stop and save after this wall time (0: off)"})
+    max_train_minutes: float = field(default=0.0, metadata=at_least(0, "stop and save after this wall time (0: off)"))
     record_batches: bool = field(default=False, metadata={"help": "write a fingerprint of every batch per rank"})
 
 
@@ -125,17 +128,16 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
         raise ValueError("give --train_files (FASTA, FASTA.gz, bgzip or one-sequence-per-line files)")
     if data_args.min_bp > data_args.max_bp:
         raise ValueError(f"--min_bp {data_args.min_bp} is larger than --max_bp {data_args.max_bp}")
-    if data_args.min_bp < 1:
-        raise ValueError(f"--min_bp must be positive, got {data_args.min_bp}")
     if training_args.max_steps <= 0:
         raise ValueError("the training data is a stream: set --max_steps")
     for path in data_args.train_files + data_args.eval_files:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such file")
 
+    require_model(model_args.tokenizer, "tokenizer.json", "tokenizer")
     tokenizer = load_tokenizer(model_args.tokenizer)
     if model_args.init_from:
-        model = BertForMaskedLM.from_pretrained(model_args.init_from, attn_implementation=model_args.attn_implementation)
+        model = load_pretrained(BertForMaskedLM, model_args.init_from, attn_implementation=model_args.attn_implementation)
         if model.config.vocab_size != len(tokenizer):
             raise ValueError(f"{model_args.init_from} has vocab_size {model.config.vocab_size}, the tokenizer {len(tokenizer)}")
     else:
@@ -179,8 +181,15 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
 
 
 def main(argv=None) -> int:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
-    model_args, data_args, training_args, run_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = ScriptParser((ModelArguments, DataArguments, TrainingArguments, RunArguments, OutputArguments), description=__doc__)
+    model_args, data_args, training_args, run_args, out = parser.parse(argv)
+    if not training_args.resume_from_checkpoint:  # resuming into a run folder is not overwriting it
+        refuse_nonempty_folder(training_args.output_dir, out.overwrite, "run folder")
+    with no_empty_folder_left(training_args.output_dir):
+        return train(model_args, data_args, training_args, run_args)
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, run_args: RunArguments) -> int:
     set_seed(training_args.seed)
     trainer, _ = build(model_args, data_args, training_args, run_args)
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -205,4 +214,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

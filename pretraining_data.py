@@ -19,6 +19,8 @@ How the stream is made (deterministic given the seed and the epoch):
   into batches of similar token length (little padding) whose order is shuffled again.
 - Each process (torchrun) and DataLoader worker takes every k-th batch group, so ranks see
   different data and no batch is sent between processes.
+- A pass that gives a reader no batch at all (too little usable sequence for one batch) is an
+  EmptyPassError naming the crops kept and skipped and the batch size, never an endless loop.
 """
 
 import itertools
@@ -36,6 +38,10 @@ from .genome_io import iter_record_chunks
 from .modeling_bert import IGNORE_INDEX
 
 SPECIAL_IDS_BELOW = len(SPECIAL_TOKENS)  # ids below are [UNK] [CLS] [SEP] [PAD] [MASK]: never masked, never sampled
+
+
+class EmptyPassError(ValueError):
+    """A full pass over the corpus yields no batch, so the endless stream would hang."""
 
 
 @dataclass(frozen=True)
@@ -193,13 +199,17 @@ class GenomeCropStream(IterableDataset):
                             yield crop
 
         streams = [file_crops(path) for path in regions]
+        counts = self.pass_counts = {"kept": 0, "skipped": 0}  # of the pass under way (for error messages)
         while streams:  # round-robin over files so that organisms mix
             for stream in list(streams):
                 crop = next(stream, None)
                 if crop is None:
                     streams.remove(stream)
                 elif crop.count("N") <= self.max_n_fraction * len(crop):
+                    counts["kept"] += 1
                     yield reverse_complement(crop) if rng.random() < self.rc_prob else crop
+                else:
+                    counts["skipped"] += 1
 
     def _shuffled(self, rng: random.Random) -> Iterator[str]:
         buffer: list[str] = []
@@ -239,12 +249,22 @@ class GenomeCropStream(IterableDataset):
         for pass_index in itertools.count() if count is None else range(count):
             rng = random.Random(f"{self.seed}-{pass_index}")
             generator = torch.Generator().manual_seed(rng.getrandbits(62))
+            mine = 0
             for group in self._groups(rng):
                 if n % num_shards == shard_index:
+                    mine += 1
                     for ids in group:
                         masked, labels = self.masker(torch.tensor(ids), generator)
                         yield {"input_ids": masked, "labels": labels}
                 n += 1
+            if mine == 0:  # every later pass would be as empty: the stream would never yield again
+                raise EmptyPassError(
+                    f"one pass over the training data gives no batch{' to reader ' + str(shard_index) if num_shards > 1 else ''}: "
+                    f"{self.pass_counts['kept']} crops kept, {self.pass_counts['skipped']} skipped (more than "
+                    f"max_n_fraction={self.max_n_fraction} N), batch size {self.group_size}"
+                    f"{f' on each of {num_shards} readers' if num_shards > 1 else ''}; give more sequence, a smaller "
+                    "batch size or shorter crops (--max_bp)"
+                )
 
     def __iter__(self):
         return self.passes()

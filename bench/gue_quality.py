@@ -105,7 +105,7 @@ def finetune(args: Args, folder: str, task: str, pooling: str, lr: float, seed: 
             "--max_steps", str(args.max_steps), "--warmup_steps", str(args.max_steps // 10),
             "--per_device_train_batch_size", "32", "--eval_steps", str(args.eval_steps),
             "--save_steps", str(args.eval_steps), "--save_total_limit", "1", "--disable_tqdm", "true",
-            "--logging_steps", str(args.eval_steps)]
+            "--logging_steps", str(args.eval_steps), "--overwrite"]  # a run cut short by a kill is redone
     finetune_gue.main(argv)
     with open(os.path.join(out, "test_results.json")) as f:
         test = json.load(f)["test_matthews_correlation"]

@@ -277,7 +277,7 @@ def test_whole_benchmark_summarises_tasks_over_seeds(tiny_model, tmp_path):
 # --- presets ----------------------------------------------------------------------------------
 
 def _resolve(argv):
-    parser = finetune_gue.HfArgumentParser((finetune_gue.ModelArguments, finetune_gue.DataArguments, finetune_gue.GUETrainingArguments))
+    parser = finetune_gue.ScriptParser((finetune_gue.ModelArguments, finetune_gue.DataArguments, finetune_gue.GUETrainingArguments))
     _, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     return finetune_gue.resolve_runs(data_args, training_args, finetune_gue.explicit_flags(argv))
 
