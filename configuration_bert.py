@@ -41,6 +41,7 @@ _AUTO_MAP = {
     "AutoModel": "modeling_bert.BertModel",
     "AutoModelForMaskedLM": "modeling_bert.BertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_bert.BertForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_bert.BertForTokenClassification",
 }
 
 

@@ -307,7 +307,8 @@ def test_saved_folder_holds_code_and_loads_in_a_fresh_offline_process(tmp_path):
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert set(config["auto_map"]) == {
-        "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"
+        "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
+        "AutoModelForTokenClassification",
     }
     for name in config["auto_map"].values():
         assert (tmp_path / (name.split(".")[0] + ".py")).exists()
