@@ -13,8 +13,9 @@ Detection rules (train.csv; `--task_type` forces one):
   `label`); `id` and `name` columns are carried, never labels; every other column is a label column.
 - one label column: a string of digits exactly as long as the sequence in every row -> token
   (per-base); all integers -> classification (the GUE reader); any value holding `;` ->
-  multilabel (label names); all numbers -> regression; otherwise -> classification with string
-  labels (sorted names become id2label).
+  multilabel (label names); all numbers -> regression; names mixed with integers -> the GUE
+  reader, which names the first label that is not an integer (a typo, not a class); otherwise ->
+  classification with string labels (sorted names become id2label).
 - several label columns: all values 0/1 -> multilabel (one label per column); all numbers ->
   regression with one target per column.
 """
@@ -193,7 +194,7 @@ def read_labeled_task(data_path: str, task_type: str = "auto") -> tuple[TaskSpec
     seq_cols, label_cols = split_columns(train_path, header)
     if task_type == "classification" and len(label_cols) == 1:
         _, rows = _read_rows(train_path)
-        if all(_is_int(row[header.index(label_cols[0])].strip()) for _, row in rows):
+        if any(_is_int(row[header.index(label_cols[0])].strip()) for _, row in rows):
             splits = read_task(data_path)  # the GUE reader and its checks, unchanged
             names = [str(i) for i in range(len(set(splits["train"].labels)))]
             return TaskSpec("classification", names, label_cols), splits
