@@ -9,7 +9,7 @@ stream in chunks of --chunk-records. Each finished chunk is stored under OUTPUT.
 run that is interrupted resumes where it stopped without recomputing. The final file is written
 to a temporary name and renamed, so OUTPUT is never left truncated.
 Output: .npy (float32, n x hidden, with the names in OUTPUT.ids.txt) or .parquet (columns id,
-length_bp, embedding). Pooling and long-sequence windows: see embedding.py.
+length_bp, embedding). Pooling, --layer and long-sequence windows: see embedding.py.
 """
 
 import argparse
@@ -38,6 +38,7 @@ class Args:
     max_tokens: int = 512
     chunk_records: int = 256
     dtype: str = "float32"
+    layer: str = "-1"
 
 
 def parse_args(argv=None) -> Args:
@@ -51,10 +52,17 @@ def parse_args(argv=None) -> Args:
     p.add_argument("--max-tokens", type=int, default=512, help="tokens per window for long sequences")
     p.add_argument("--chunk-records", type=int, default=256, help="records per resumable chunk")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--layer", default="-1", help="hidden state (-1 = last, 0 = embedding layer) or a range averaged; write negative values as --layer=-4:")
     ns = p.parse_args(argv)
     args = Args(**{k.replace("-", "_"): v for k, v in vars(ns).items()})
     if not args.output.endswith((".npy", ".parquet")):
         p.error(f"--output must end in .npy or .parquet, got {args.output}")
+    from dnabert2.embedding import parse_layer
+
+    try:
+        parse_layer(args.layer)
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
@@ -121,7 +129,7 @@ def main(argv=None) -> int:
         names, seqs = zip(*chunk)
         vectors = model.embed(
             tokenizer, list(seqs), pooling=args.pooling, batch_size=args.batch_size,
-            rc_average=args.rc_average, max_tokens=args.max_tokens,
+            rc_average=args.rc_average, max_tokens=args.max_tokens, layer=args.layer,
         )
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         store.save(k, {"ids": np.array(names), "vectors": vectors, "lengths": lengths})

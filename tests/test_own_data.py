@@ -403,3 +403,17 @@ def test_embed_layer_out_of_range_is_refused():
         model.embed(load_tokenizer(str(REPO_ROOT)), ["ACGTACGT"], layer=7)
     with pytest.raises(ValueError, match="expected an integer"):
         model.embed(load_tokenizer(str(REPO_ROOT)), ["ACGTACGT"], layer="last")
+
+
+def test_embed_script_layer_option(tmp_path):
+    from dnabert2 import embed as embed_script
+    from dnabert2.modeling_bert import BertModel
+
+    rows = read_rows(OWN / "regression" / "test.csv")[:4]
+    fasta = tmp_path / "x.fa"
+    fasta.write_text("".join(f">s{i}\n{r['sequence']}\n" for i, r in enumerate(rows)))
+    embed_script.main([str(fasta), "--output", str(tmp_path / "e.npy"), "--layer=-3:"])
+    model = BertModel.from_pretrained(str(REPO_ROOT), add_pooling_layer=False).eval()
+    expected = model.embed(load_tokenizer(str(REPO_ROOT)), [r["sequence"] for r in rows], layer="-3:")
+    assert np.allclose(np.load(tmp_path / "e.npy"), expected, atol=1e-6)
+    assert not np.allclose(expected, model.embed(load_tokenizer(str(REPO_ROOT)), [r["sequence"] for r in rows]), atol=1e-3)
