@@ -30,7 +30,7 @@ class Args:
     max_bp: int = 0  # 0: no limit
     holdout_every: int = 50  # every Nth word is held out for the bp/token report
     seed: int = 42
-    model_max_length: int = MODEL_MAX_LENGTH
+    model_max_length: int | None = MODEL_MAX_LENGTH
     kmer: int = 0  # > 0: write a k-mer WordLevel tokenizer instead of training BPE
     overlap: bool = False
 
@@ -46,7 +46,8 @@ def parse_args(argv=None) -> Args:
     p.add_argument("--max-bp", type=int, default=Args.max_bp, help="stop reading after this many bp (0: all)")
     p.add_argument("--holdout-every", type=int, default=Args.holdout_every, help="hold out every Nth word")
     p.add_argument("--seed", type=int, default=Args.seed, help="seed of the subsampling")
-    p.add_argument("--model-max-length", type=int, default=Args.model_max_length)
+    p.add_argument("--model-max-length", type=int, default=Args.model_max_length,
+                   help="default truncation length written to tokenizer_config.json (default: none; the model has no limit)")
     p.add_argument("--kmer", type=int, default=0, help="write a k-mer tokenizer with this k instead of BPE")
     p.add_argument("--overlap", action="store_true", help="with --kmer: overlapping (DNABERT-1) k-mers")
     ns = p.parse_args(argv)
