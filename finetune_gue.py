@@ -293,6 +293,7 @@ def run_task(model_args: ModelArguments, data_args: DataArguments, training_args
     max_length = data_args.model_max_length
     datasets = {name: to_dataset(split, tokenizer, max_length, spec.task_type) for name, split in splits.items()}
     model = build_model(model_args, spec)
+    spec.classifier_pooling = model.config.classifier_pooling
     metric_fn, preprocess = metrics_for(spec, splits["dev"], tokenizer, max_length)
     collator = DataCollatorForTokenClassification(tokenizer) if spec.task_type == "token" else DataCollatorWithPadding(tokenizer)
     trainer = Trainer(

@@ -60,6 +60,7 @@ class TaskSpec:
     label_columns: list[str] = field(default_factory=list)
     thresholds: list[float] | None = None  # multilabel: per label, tuned on dev
     model_max_length: int | None = None  # tokens the model was fine-tuned on ([CLS] and [SEP] included)
+    classifier_pooling: str | None = None  # of the fine-tuned head; rebuilds it on a base for LoRA adapters
 
     def save(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
@@ -87,6 +88,8 @@ class TaskSpec:
         }
         if problem:
             fields["problem_type"] = problem
+        if self.classifier_pooling:
+            fields["classifier_pooling"] = self.classifier_pooling
         return fields
 
 

@@ -417,3 +417,17 @@ def test_embed_script_layer_option(tmp_path):
     expected = model.embed(load_tokenizer(str(REPO_ROOT)), [r["sequence"] for r in rows], layer="-3:")
     assert np.allclose(np.load(tmp_path / "e.npy"), expected, atol=1e-6)
     assert not np.allclose(expected, model.embed(load_tokenizer(str(REPO_ROOT)), [r["sequence"] for r in rows]), atol=1e-3)
+
+
+def test_predict_on_lora_adapters_plus_base_equals_the_merged_folder(tiny_model, tmp_path):
+    out = tmp_path / "lora"
+    finetune(tiny_model, OWN / "classification", out, "--num_train_epochs", "1", "--learning_rate", "3e-3",
+             "--use_lora", "--max_train_samples", "64")
+    assert (out / "adapter_config.json").exists() and (out / "task.json").exists()
+    data = OWN / "classification" / "test.csv"
+    predict.main([str(out), str(data), "--output", str(tmp_path / "adapters.csv")])
+    predict.main([str(out / "merged"), str(data), "--output", str(tmp_path / "merged.csv")])
+    adapters, merged = read_rows(tmp_path / "adapters.csv"), read_rows(tmp_path / "merged.csv")
+    assert [r["predicted_label"] for r in adapters] == [r["predicted_label"] for r in merged]
+    for a, m in zip(adapters, merged):
+        assert float(a["prob_ecoli"]) == pytest.approx(float(m["prob_ecoli"]), abs=1e-5)
