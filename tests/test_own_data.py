@@ -431,3 +431,17 @@ def test_predict_on_lora_adapters_plus_base_equals_the_merged_folder(tiny_model,
     assert [r["predicted_label"] for r in adapters] == [r["predicted_label"] for r in merged]
     for a, m in zip(adapters, merged):
         assert float(a["prob_ecoli"]) == pytest.approx(float(m["prob_ecoli"]), abs=1e-5)
+
+
+def test_regression_loss_with_several_targets_is_the_mse_over_all_of_them(no_grad):
+    from dnabert2.configuration_bert import BertConfig
+    from dnabert2.modeling_bert import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                     intermediate_size=64, num_labels=2, problem_type="regression")).eval()
+    ids = torch.tensor([[1, 7, 9, 2], [1, 8, 11, 2], [1, 5, 6, 2]])
+    labels = torch.tensor([[0.5, 0.1], [0.4, 0.9], [0.2, 0.3]])
+    out = model(ids, labels=labels)
+    assert out.logits.shape == (3, 2)
+    assert torch.allclose(out.loss, ((out.logits - labels) ** 2).mean())
