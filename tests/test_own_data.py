@@ -350,6 +350,15 @@ def test_token_model_learns_cpg_positions_and_predict_maps_back_to_bases(tiny_mo
     assert all(len(o["per_base_prediction"]) == len(o["sequence"]) if "sequence" in o else True for o in ours)
     assert [o["per_base_prediction"] for o in ours] == [t["per_base_prediction"] for t in trainer_rows]
     assert all(len(t["per_base_prediction"]) == 100 for t in trainer_rows)
+    # --rc_tta flips the reverse strand's per-base outputs back: a sequence and its reverse
+    # complement then get mirror-image predictions (the two strands' logits, summed in either order)
+    seqs = [r["sequence"] for r in read_rows(OWN / "per_base" / "test.csv")[:10]]
+    (tmp_path / "fwd.csv").write_text("sequence\n" + "\n".join(seqs) + "\n")
+    (tmp_path / "rev.csv").write_text("sequence\n" + "\n".join(reverse_complement(s) for s in seqs) + "\n")
+    for name in ("fwd", "rev"):
+        predict.main([str(out), str(tmp_path / f"{name}.csv"), "--output", str(tmp_path / f"{name}_pred.csv"), "--rc_tta"])
+    fwd, rev = read_rows(tmp_path / "fwd_pred.csv"), read_rows(tmp_path / "rev_pred.csv")
+    assert [r["per_base_prediction"][::-1] for r in rev] == [r["per_base_prediction"] for r in fwd]
 
 
 def test_token_classification_loads_through_auto_class(tmp_path):
