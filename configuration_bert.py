@@ -8,8 +8,9 @@ Fields of the original that this implementation reads:
     vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
     hidden_act (MLM head transform), hidden_dropout_prob, attention_probs_dropout_prob,
     type_vocab_size, layer_norm_eps, initializer_range, classifier_dropout.
-Fields of the original that are accepted and kept but have no effect, because ALiBi needs no
-position table and the bias is built on the fly for any length:
+Fields of the original that are accepted when read and then dropped (never stored, never written),
+because they have no effect: ALiBi needs no position table and the bias is built on the fly for
+any length, so there is no maximum length; an encoder has no cache:
     alibi_starting_size, max_position_embeddings, position_embedding_type, use_cache.
 Fields added by this implementation:
     attn_implementation  "sdpa" (default), "eager" or "triton"; the same name that
@@ -22,6 +23,9 @@ from transformers import PretrainedConfig
 
 ATTENTION_BACKENDS = ("eager", "sdpa", "triton")
 CLASSIFIER_POOLINGS = ("pooler", "mean")
+
+# Fields of the original config that this model ignores: read without error, never written.
+IGNORED_ORIGINAL_FIELDS = ("alibi_starting_size", "max_position_embeddings", "position_embedding_type", "use_cache")
 
 # The five special tokens of the DNABERT-2 vocabulary, with their original ids.
 PAD_TOKEN_ID = 3
@@ -41,6 +45,7 @@ _AUTO_MAP = {
     "AutoModel": "modeling_bert.BertModel",
     "AutoModelForMaskedLM": "modeling_bert.BertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_bert.BertForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_bert.BertForTokenClassification",
 }
 
 
@@ -62,10 +67,6 @@ class BertConfig(PretrainedConfig):
         initializer_range=0.02,
         classifier_dropout=None,
         classifier_pooling="pooler",
-        alibi_starting_size=512,
-        max_position_embeddings=512,
-        position_embedding_type="absolute",
-        use_cache=False,
         pad_token_id=PAD_TOKEN_ID,
         tie_word_embeddings=True,
         attn_implementation=None,
@@ -98,10 +99,8 @@ class BertConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.classifier_dropout = classifier_dropout
         self.classifier_pooling = classifier_pooling
-        self.alibi_starting_size = alibi_starting_size
-        self.max_position_embeddings = max_position_embeddings
-        self.position_embedding_type = position_embedding_type
-        self.use_cache = use_cache
+        for name in IGNORED_ORIGINAL_FIELDS:  # no effect here (module docstring): not kept, so never written
+            kwargs.pop(name, None)
         # Always our module layout: the original config names its classes in bert_layers.py, but
         # these classes live in modeling_bert.py, so an inherited auto_map would not load.
         del auto_map

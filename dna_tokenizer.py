@@ -33,9 +33,10 @@ ALPHABET = [*BASES, "N"]  # the canonical letters, each a token of its own
 # LETTERS order of dna_alphabet.py keep the serialized normalizer byte-identical to the shipped
 # tokenizer.json (tests/test_tokenizer.py checks both the JSON and the ids).
 NORMALIZER_RULE_ORDER = "TNACG"
-# Default truncation length in tokens (about 10 kbp at ~5 bp per BPE token). The model has no
-# position limit; longer inputs are fine but cost O(L^2) attention compute.
-MODEL_MAX_LENGTH = 2048
+# The tokenizer's model_max_length: None = not set. The model has no position limit (ALiBi), so a
+# limit here would only make transformers print a false "indexing errors" warning for long inputs.
+# Truncate with an explicit max_length; embed() windows long sequences.
+MODEL_MAX_LENGTH = None
 
 
 class CorpusTooSmallError(ValueError):
@@ -136,7 +137,7 @@ def overlapping_kmers(seq: str, k: int) -> str:
     return " ".join(seq[i : i + k] for i in range(len(seq) - k + 1))
 
 
-def save_for_transformers(tokenizer: Tokenizer, output_dir: str, model_max_length: int = MODEL_MAX_LENGTH) -> None:
+def save_for_transformers(tokenizer: Tokenizer, output_dir: str, model_max_length: int | None = MODEL_MAX_LENGTH) -> None:
     """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json.
 
     `tokenizer_class` is pinned to PreTrainedTokenizerFast so that transformers 4.x and 5.x both
@@ -148,7 +149,7 @@ def save_for_transformers(tokenizer: Tokenizer, output_dir: str, model_max_lengt
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         **special,
-        "model_max_length": model_max_length,
+        **({"model_max_length": model_max_length} if model_max_length else {}),
         "padding_side": "right",
         "truncation_side": "right",
         "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],

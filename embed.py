@@ -12,7 +12,7 @@ replaced only with --overwrite. The resume state records the input file, the mod
 every option that changes a vector: a partial run made with anything else is refused.
 CSV sequences are checked like FASTA lines; a .fa/.fasta file without a '>' header is refused.
 Output: .npy (float32, n x hidden, with the names in OUTPUT.ids.txt) or .parquet (columns id,
-length_bp, embedding). Pooling and long-sequence windows: see embedding.py.
+length_bp, embedding). Pooling, --layer and long-sequence windows: see embedding.py.
 """
 
 import csv
@@ -49,12 +49,20 @@ class Args:
     max_tokens: int = field(default=512, metadata=at_least(3, "tokens per window for long sequences ([CLS] and [SEP] included)"))
     chunk_records: int = field(default=256, metadata=at_least(1, "records per resumable chunk"))
     dtype: Literal["float32", "bfloat16"] = field(default="float32")
+    layer: str = field(default="-1", metadata={
+        "help": "hidden state (-1 = last, 0 = embedding layer) or a range averaged; write negative values as --layer=-4:"})
 
 
 def parse_args(argv=None) -> tuple[Args, OutputArguments]:
     args, out = ScriptParser((Args, OutputArguments), description=__doc__).parse(argv)
     if not args.output.endswith(OUTPUT_SUFFIXES):
         raise UsageError(f"--output must end in .npy or .parquet, got {args.output}")
+    from dnabert2.embedding import parse_layer
+
+    try:
+        parse_layer(args.layer)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return args, out
 
 
@@ -145,7 +153,7 @@ def embed_chunks(args: Args, store: ChunkStore) -> int:
         names, seqs = zip(*chunk)
         vectors = model.embed(
             tokenizer, list(seqs), pooling=args.pooling, batch_size=args.batch_size,
-            rc_average=args.rc_average, max_tokens=args.max_tokens,
+            rc_average=args.rc_average, max_tokens=args.max_tokens, layer=args.layer,
         )
         lengths = np.array([len(s) for s in seqs], dtype=np.int64)
         store.save(k, {"ids": np.array(names), "vectors": vectors, "lengths": lengths})

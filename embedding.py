@@ -17,6 +17,9 @@ Rules
   Padding never enters any of them (sequences are also sorted by length and batched).
 - rc_average: the pooled vector of the sequence and of its reverse complement are averaged, so
   both strands give the same embedding (not available with pooling="none").
+- layer: which hidden state, indexed as `output_hidden_states` returns them (0 = the embedding
+  layer's output, 1..num_layers = the encoder layers, -1 = the last, the default); or a range
+  "start:stop" in Python slice notation ("-4:" = the last four layers), whose per-token mean is used.
 """
 
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from .dna_alphabet import reverse_complement
 
 POOLINGS = ("mean", "max", "cls", "none")
 DEFAULT_MAX_TOKENS = 512  # per window, [CLS] and [SEP] included (about 2.5 kbp)
+LAST_LAYER = -1
 
 
 @dataclass
@@ -38,7 +42,44 @@ class TokenEmbeddings:
     spans: np.ndarray  # (tokens, 2) start and end bp offsets into the input string
 
 
-def _windows(n_tokens: int, width: int, overlap: int) -> list[tuple[int, int, int, int]]:
+def parse_layer(layer: int | str) -> int | slice:
+    """-1, "-1", 2 -> an index into hidden_states; "-4:", "1:3" -> a slice (mean over those layers)."""
+    if isinstance(layer, int):
+        return layer
+    text = str(layer).strip()
+    try:
+        if ":" not in text:
+            return int(text)
+        parts = text.split(":")
+        if len(parts) != 2:
+            raise ValueError
+        return slice(*(int(p) if p.strip() else None for p in parts))
+    except ValueError:
+        raise ValueError(f"layer={layer!r}; expected an integer (-1 = last) or a range such as '-4:' or '1:3'") from None
+
+
+def select_layer(outputs, layer: int | slice, num_layers: int) -> torch.Tensor:
+    """The requested hidden state of a BertModel output (batch, L, hidden); a range is averaged."""
+    if layer == LAST_LAYER:
+        return outputs.last_hidden_state
+    states = outputs.hidden_states  # num_layers + 1 tensors (batch, L, hidden)
+    if isinstance(layer, slice):
+        chosen = states[layer]
+        if not chosen:
+            raise ValueError(f"layer range {layer.start}:{layer.stop} selects none of the {num_layers + 1} hidden states")
+        return torch.stack(chosen).mean(0)  # (batch, L, hidden)
+    if not -(num_layers + 1) <= layer <= num_layers:
+        raise ValueError(f"layer={layer}; this model has hidden states 0..{num_layers} (or -{num_layers + 1}..-1)")
+    return states[layer]
+
+
+def token_spans(tokenizer, sequences: list[str]) -> tuple[list[list[int]], list[np.ndarray]]:
+    """Token ids (no [CLS]/[SEP]) and (tokens, 2) start/end bp spans of each sequence."""
+    encoded = tokenizer(list(sequences), add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    return encoded["input_ids"], [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in encoded["offset_mapping"]]
+
+
+def token_windows(n_tokens: int, width: int, overlap: int) -> list[tuple[int, int, int, int]]:
     """(window start, window end, keep from, keep to) in token indices; the keeps tile [0, n)."""
     if n_tokens <= width:
         return [(0, n_tokens, 0, n_tokens)]
@@ -53,7 +94,7 @@ def _windows(n_tokens: int, width: int, overlap: int) -> list[tuple[int, int, in
     return windows
 
 
-def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress: bool):
+def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress: bool, layer: int | slice = LAST_LAYER):
     """Run the encoder on token-id lists (no specials); returns [(cls (H,), tokens (n, H))] in input order."""
     device = next(model.parameters()).device
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
@@ -73,7 +114,8 @@ def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress
             ids[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
         with torch.no_grad():
-            hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=layer != LAST_LAYER)
+            hidden = select_layer(out, layer, model.config.num_hidden_layers)  # (batch, L, hidden)
         for row, i in enumerate(batch):
             n = len(pieces[i])
             results[i] = (hidden[row, 0], hidden[row, 1 : n + 1])
@@ -91,6 +133,7 @@ def embed(
     overlap_tokens: int | None = None,
     return_tensors: str = "np",
     progress: bool | None = None,
+    layer: int | str = LAST_LAYER,
 ):
     """Embed DNA sequences with `model` (a DNABERT-2 BertModel; see the module docstring).
 
@@ -98,7 +141,9 @@ def embed(
     pooling="none". overlap_tokens defaults to an eighth of a window. return_tensors: "np"
     (float32 numpy) or "pt" (torch, the model's dtype).
     progress: show a progress bar (default: when there are more than 10 batches).
+    layer: a hidden-state index or a range such as "-4:" (module docstring).
     """
+    layer = parse_layer(layer)
     if isinstance(sequences, str):
         sequences = [sequences]
     if pooling not in POOLINGS:
@@ -115,34 +160,33 @@ def embed(
         if not s or not s.strip():
             raise ValueError(f"sequence {i} is empty")
     if rc_average:
-        forward = embed(model, tokenizer, sequences, pooling, batch_size, False, max_tokens, overlap_tokens, return_tensors, progress)
+        forward = embed(model, tokenizer, sequences, pooling, batch_size, False, max_tokens, overlap_tokens, return_tensors, progress, layer)
         reverse = embed(
             model, tokenizer, [reverse_complement(s.upper()) for s in sequences], pooling, batch_size, False,
-            max_tokens, overlap_tokens, return_tensors, progress,
+            max_tokens, overlap_tokens, return_tensors, progress, layer,
         )
         return (forward + reverse) / 2
 
-    encoded = tokenizer(
-        list(sequences), add_special_tokens=False, return_offsets_mapping=pooling == "none", verbose=False
-    )  # long inputs are windowed below, so the tokenizer's model_max_length does not apply
+    # long inputs are windowed below, so the tokenizer's model_max_length does not apply
+    all_ids, spans = token_spans(tokenizer, sequences)
     width = max_tokens - 2
     pieces, plan = [], []  # plan[i]: [(piece index, keep from, keep to, window start)] for sequence i
-    for ids in encoded["input_ids"]:
+    for ids in all_ids:
         entries = []
-        for start, end, keep_from, keep_to in _windows(len(ids), width, overlap_tokens):
+        for start, end, keep_from, keep_to in token_windows(len(ids), width, overlap_tokens):
             entries.append((len(pieces), keep_from, keep_to, start))
             pieces.append(ids[start:end])
         plan.append(entries)
     if progress is None:
         progress = len(pieces) > 10 * batch_size
-    outputs = _encode(model, tokenizer, pieces, batch_size, progress)
+    outputs = _encode(model, tokenizer, pieces, batch_size, progress, layer)
 
     pooled, per_token = [], []
     for i, entries in enumerate(plan):
         tokens = torch.cat([outputs[p][1][lo - start : hi - start] for p, lo, hi, start in entries])  # (n, H)
         if pooling == "none":
             vectors = tokens.float().cpu().numpy() if return_tensors == "np" else tokens
-            per_token.append(TokenEmbeddings(vectors, np.asarray(encoded["offset_mapping"][i], dtype=np.int64)))
+            per_token.append(TokenEmbeddings(vectors, spans[i]))
         elif pooling == "cls":
             pooled.append(torch.stack([outputs[p][0] for p, *_ in entries]).mean(0))
         elif pooling == "max":

@@ -206,17 +206,21 @@ def classification_metrics(predictions: np.ndarray, labels: np.ndarray) -> dict[
 def write_summary(results: list[dict], output_dir: str) -> str:
     """results: [{"task", "seed", "test_matthews_correlation", ...}] -> summary.csv, summary.md, summary.png.
 
-    Returns the Markdown table. MCC is reported x100 like the paper (F1 x100 for covid).
+    Returns the Markdown table. MCC is reported x100 like the paper (F1 x100 for covid); a run of
+    another label type names its own metric in "headline_metric" (e.g. "test_spearman").
     """
     by_task: dict[str, list[float]] = {}
+    metric_of: dict[str, str] = {}
     for r in results:
-        metric = "test_f1" if paper_key(r["task"]) == "covid_f1" else "test_matthews_correlation"
+        metric = "test_f1" if paper_key(r["task"]) == "covid_f1" else r.get("headline_metric", "test_matthews_correlation")
+        metric_of[r["task"]] = metric.removeprefix("test_")
         by_task.setdefault(r["task"], []).append(100 * r[metric])
     rows = []
     for task, scores in sorted(by_task.items()):
-        paper = paper_score(task)
+        paper = paper_score(task) if metric_of[task] in ("matthews_correlation", "f1") else None
         rows.append({
             "task": task,
+            "metric": metric_of[task],
             "seeds": len(scores),
             "mean": float(np.mean(scores)),
             "std": float(np.std(scores)),
@@ -226,10 +230,10 @@ def write_summary(results: list[dict], output_dir: str) -> str:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| task | seeds | ours (MCC x100, mean ± std) | paper DNABERT-2 |", "|---|---:|---:|---:|"]
+    lines = ["| task | metric | seeds | ours (x100, mean ± std) | paper DNABERT-2 |", "|---|---|---:|---:|---:|"]
     for r in rows:
         paper = "" if r["paper_dnabert2"] is None else f"{r['paper_dnabert2']:.2f}"
-        lines.append(f"| {r['task']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | {paper} |")
+        lines.append(f"| {r['task']} | {r['metric']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | {paper} |")
     table = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "summary.md"), "w") as f:
         f.write(table)
@@ -248,7 +252,7 @@ def _bar_chart(rows: list[dict], path: str) -> None:
     ax.bar(x - 0.2, [r["mean"] for r in rows], 0.4, yerr=[r["std"] for r in rows], label="ours")
     ax.bar(x + 0.2, [r["paper_dnabert2"] or 0 for r in rows], 0.4, label="paper DNABERT-2")
     ax.set_xticks(x, [r["task"] for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("test MCC x100")
+    ax.set_ylabel("test score x100 (" + ", ".join(sorted({r["metric"] for r in rows})) + ")")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,6 +1,7 @@
 """transformers glue for DNABERT-2: the PreTrainedModel classes, task heads and ModelOutputs.
 
-Lives here: `BertModel`, `BertForMaskedLM`, `BertForSequenceClassification`, the pooler and MLM
+Lives here: `BertModel`, `BertForMaskedLM`, `BertForSequenceClassification`,
+`BertForTokenClassification`, the pooler and MLM
 head, weight init, attention-backend selection and the `triton` name registration.
 Not here: the encoder blocks (bert_layers.py) or attention math (bert_attention.py).
 
@@ -11,7 +12,9 @@ import torch
 import torch.nn as nn
 import transformers
 from transformers import AttentionInterface, PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput,
+)
 from transformers.utils import logging
 
 from .bert_attention import varlen_attention  # noqa: F401  (see below)
@@ -334,15 +337,64 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 problem_type = "single_label_classification"
             else:
                 problem_type = "multi_label_classification"
-        if problem_type == "regression":
-            return nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float().view(-1))
+        if problem_type == "regression":  # one or several targets
+            return nn.functional.mse_loss(logits.float().view(-1), labels.float().reshape(-1))
         if problem_type == "single_label_classification":
             return nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
         return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
-# save_pretrained copies these files and writes their auto_map (the config's own auto_map lists all four).
+class BertForTokenClassification(BertPreTrainedModel):
+    """Encoder + linear classifier on every token (per-token tasks; per_base.py maps them to bases).
+
+    `logits` is (batch, L, num_labels), 0 at padding. Labels (batch, L) use -100 for positions
+    without a target ([CLS], [SEP], padding).
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        outputs = self.bert(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (batch, L, num_labels)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(
+                logits.float().view(-1, self.num_labels), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            )
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return self._as_requested(output, return_dict)
+
+
+# save_pretrained copies these files and writes their auto_map (the config's own auto_map lists all five).
 BertConfig.register_for_auto_class()
 BertModel.register_for_auto_class("AutoModel")
 BertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 BertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+BertForTokenClassification.register_for_auto_class("AutoModelForTokenClassification")

@@ -33,7 +33,8 @@ class Args:
     max_bp: int = field(default=0, metadata=at_least(0, "stop reading after this many bp (0: all)"))
     holdout_every: int = field(default=50, metadata=at_least(2, "hold out every Nth word for the bp/token report"))
     seed: int = field(default=42, metadata=at_least(0, "seed of the subsampling"))
-    model_max_length: int = field(default=MODEL_MAX_LENGTH, metadata=at_least(3))
+    model_max_length: int | None = field(default=MODEL_MAX_LENGTH, metadata={
+        "help": "default truncation length written to tokenizer_config.json (default: none; the model has no limit)"})
     kmer: int = field(default=0, metadata=at_least(0, "> 0: write a k-mer WordLevel tokenizer with this k instead of training BPE"))
     overlap: bool = field(default=False, metadata={"help": "with --kmer: overlapping (DNABERT-1) k-mers"})
 

@@ -12,6 +12,7 @@ import time
 
 import torch.distributed as dist
 from transformers import TrainerCallback
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 
 def end_distributed() -> None:
@@ -38,6 +39,8 @@ def save_tokenizer(tokenizer, output_dir: str) -> None:
     config["tokenizer_class"] = "PreTrainedTokenizerFast"
     for key in ("backend", "is_local", "local_files_only"):  # load-time details, not tokenizer settings
         config.pop(key, None)
+    if config.get("model_max_length", 0) >= VERY_LARGE_INTEGER:  # transformers' "no limit" placeholder
+        config.pop("model_max_length")
     with open(path, "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")

@@ -10,6 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from dnabert2 import bert_attention
+from conftest import REPO_ROOT
 from dnabert2.configuration_bert import BertConfig
 from dnabert2.flash_attn_triton import TRITON_AVAILABLE
 from dnabert2.modeling_bert import BertForMaskedLM, BertForSequenceClassification, BertModel
@@ -243,8 +244,14 @@ def test_half_precision_runs_in_its_own_dtype(dtype, backend, no_grad):
 def test_config_accepts_every_field_of_the_original(tmp_path, parity_a):
     original = json.loads((parity_a.dir / "config.json").read_text())
     config = BertConfig(**original)
-    for key in ("alibi_starting_size", "max_position_embeddings", "position_embedding_type", "hidden_act"):
-        assert getattr(config, key) == original[key]
+    assert config.hidden_act == original["hidden_act"] and config.hidden_size == original["hidden_size"]
+    # fields the model ignores (no position table, no cache) are read without error but never kept or written
+    ignored = ("alibi_starting_size", "max_position_embeddings", "position_embedding_type", "use_cache")
+    assert set(ignored) <= set(original)
+    config.save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert not set(ignored) & set(written) and not any(hasattr(config, k) for k in ignored[:3])
+    assert not set(ignored) & set(json.loads((REPO_ROOT / "config.json").read_text()))
     assert config.model_type == "dnabert2"
     assert config.pad_token_id == 3
     assert config.auto_map["AutoModel"] == "modeling_bert.BertModel"
@@ -312,7 +319,8 @@ def test_saved_folder_holds_code_and_loads_in_a_fresh_offline_process(tmp_path):
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert set(config["auto_map"]) == {
-        "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"
+        "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
+        "AutoModelForTokenClassification",
     }
     for name in config["auto_map"].values():
         assert (tmp_path / (name.split(".")[0] + ".py")).exists()

@@ -290,3 +290,17 @@ def test_smoke_benchmark_script_compares_with_the_original_on_bundled_data():
         assert 0.8 < bp_ratio < 1.25
     assert "| shipped without normalizer |" in out and "| original without pre-tokenizer |" in out
     assert "| shipped with the one-pass character map |" in out  # built, and checked against the normalizer
+
+
+def test_long_input_gets_no_false_length_warning_and_truncates_only_when_asked(shipped, caplog):
+    # ALiBi has no position limit, so the shipped tokenizer sets no model_max_length: transformers'
+    # "will result in indexing errors" warning would be false. Truncation needs an explicit max_length.
+    import logging
+
+    tokenizer = shipped
+    ecoli = "".join(s for _, s in iter_records([str(REPO_ROOT / "data" / "genomes" / "ecoli_k12_W3110_first100kbp.fa.gz")]))
+    with caplog.at_level(logging.WARNING):
+        full = tokenizer(ecoli, truncation=False)["input_ids"]
+    assert len(full) > 19_000 and "indexing errors" not in caplog.text
+    assert len(tokenizer(ecoli, truncation=True, max_length=512)["input_ids"]) == 512
+    assert "model_max_length" not in json.loads((REPO_ROOT / "tokenizer_config.json").read_text())
