@@ -386,3 +386,21 @@ def test_mutagenesis_cli_writes_a_matrix_and_a_heatmap_per_sequence(tmp_path, mi
     assert (out / "first.png").read_bytes()[:4] == b"\x89PNG" and (out / "second.png").exists()
     with pytest.raises(FileExistsError, match="pass --overwrite"):
         main(["--input", str(fasta), "--output_dir", str(out)])
+
+
+def test_readme_variant_commands_run_as_written(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    section = (REPO_ROOT / "README.md").read_text().split("## Variant effects", 1)[1]
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip().splitlines()
+    assert [c.split()[1] for c in commands] == ["score_variants.py", "mutagenesis.py"]
+    os.symlink(REPO_ROOT / "data", tmp_path / "data")
+    env = {**os.environ, "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}  # the gunzipped FASTA cache goes under HOME
+    for command in commands:
+        argv = [sys.executable, str(REPO_ROOT / command.split()[1]), *command.split()[2:]]
+        result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert len(read_rows(tmp_path / "scores.csv")) == 14
+    assert len(read_rows(tmp_path / "ism" / "MT-TL1.csv")) == 75 and (tmp_path / "ism" / "MT-TL1.png").exists()
