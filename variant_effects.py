@@ -446,12 +446,17 @@ def score_windows(
     if "delta_logit" in scores:
         logits = _classifier_logits(model, tokenizer, [w.ref_seq for w in windows] + [w.alt_seq for w in windows], batch_size)
         ref, alt = logits[: len(windows)], logits[len(windows) :]
-        prob = lambda x: np.exp(x - x.max(1, keepdims=True)) / np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)  # noqa: E731
         for k in range(logits.shape[1]):
             columns[f"delta_logit_{k}"] = alt[:, k] - ref[:, k]
+        ref_prob, alt_prob = _softmax(ref), _softmax(alt)  # (n, classes)
         for k in range(logits.shape[1]):
-            columns[f"delta_prob_{k}"] = prob(alt)[:, k] - prob(ref)[:, k]
+            columns[f"delta_prob_{k}"] = alt_prob[:, k] - ref_prob[:, k]
     return columns
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))  # (n, classes)
+    return e / e.sum(1, keepdims=True)
 
 
 def _pll_columns(model, tokenizer, windows: Sequence[VariantWindow], flank_bp: int, batch_size: int) -> dict[str, np.ndarray]:

@@ -40,7 +40,7 @@ def unscorable_alt_kind(alt: str) -> str | None:
     """Why an ALT is not a sequence allele ('symbolic', 'breakend', 'spanning deletion', 'missing'), or None."""
     if alt.startswith("<") and alt.endswith(">"):
         return "symbolic"
-    if "[" in alt or "]" in alt or alt.startswith(".") and len(alt) > 1 or alt.endswith(".") and len(alt) > 1:
+    if "[" in alt or "]" in alt or (len(alt) > 1 and (alt.startswith(".") or alt.endswith("."))):
         return "breakend"
     if alt == "*":
         return "spanning deletion"

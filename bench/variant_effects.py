@@ -29,7 +29,7 @@ from dnabert2.dna_tokenizer import BASES, load_tokenizer
 from dnabert2.modeling_bert import BertForMaskedLM
 from dnabert2.pretraining_data import scan_records
 from dnabert2.variant_effects import (
-    ReferenceGenome, Variant, load_scoring_model, plot_mutagenesis, saturation_mutagenesis, score_windows,
+    ReferenceGenome, Variant, VariantWindow, load_scoring_model, plot_mutagenesis, saturation_mutagenesis, score_windows,
 )
 
 TATA = re.compile(r"TATA[AT]A[AT]")
@@ -94,6 +94,7 @@ def tata(args) -> None:
         inside_all.append(effect[motif].mean())
         outside_all.append(effect[~motif].mean())
         ratios.append(inside_all[-1] / outside_all[-1])
+        print(f"  sequence {k + 1}: inside {inside_all[-1]:.4f} outside {outside_all[-1]:.4f} ratio {ratios[-1]:.2f}", flush=True)
         if k == 0 and args.figure:
             first = TATA.search(seq)
             plot_mutagenesis(matrix, seq, args.figure, label="delta logit, promoter class (alt - ref)",
@@ -126,7 +127,8 @@ def speed(args) -> None:
             for p in positions:
                 ref = genome.fetch(chrom, int(p), int(p) + 1)
                 windows.append(genome.window(Variant(chrom, int(p) + 1, ref, "A" if ref != "A" else "G"), args.window_bp))
-            score_windows(model, tokenizer, windows[:1])  # warm-up
+            w = windows[0]
+            score_windows(model, tokenizer, [VariantWindow(w.ref_seq[w.start - 32 : w.start + 32], w.alt_seq[w.start - 32 : w.start + 32], 32, 1, 1)])  # warm-up, 64 bp
             t, c = time.time(), time.process_time()
             score_windows(model, tokenizer, windows)
             wall, cpu = time.time() - t, time.process_time() - c
