@@ -44,6 +44,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -131,7 +132,7 @@ class ReferenceGenome:
     """Random access to an indexed FASTA (plain or bgzip) through pyfaidx; nothing is read into memory.
 
     The .fai (and, for bgzip, .gzi) index is built on first use beside the FASTA, or under
-    `cache_dir` when that folder is not writable. A plain-gzip FASTA has no random access: it is
+    `cache_dir` when that folder is read-only (by its mode bits, even for root). A plain-gzip FASTA has no random access: it is
     decompressed once, streamed, into `cache_dir` (logged), and read from there.
     """
 
@@ -147,7 +148,7 @@ class ReferenceGenome:
             source = _decompressed_copy(path, cache_dir)
         index = gzi = None
         folder = os.path.dirname(os.path.abspath(source))
-        if not os.access(folder, os.W_OK) and not os.path.isfile(source + ".fai"):
+        if not _writable(folder) and not os.path.isfile(source + ".fai"):
             os.makedirs(cache_dir, exist_ok=True)
             stem = os.path.join(cache_dir, _cache_name(source))
             index, gzi = stem + ".fai", stem + ".gzi"
@@ -206,6 +207,11 @@ def window_bounds(contig_length: int, allele_start: int, allele_len: int, window
     start = allele_start + allele_len // 2 - window_bp // 2
     start, end = max(0, start), min(contig_length, start + window_bp)
     return min(start, allele_start), max(end, allele_start + allele_len)
+
+
+def _writable(folder: str) -> bool:
+    """Writable, and not marked read-only: root passes os.access on any folder, so the mode bits count too."""
+    return os.access(folder, os.W_OK) and bool(stat.S_IMODE(os.stat(folder).st_mode) & 0o222)
 
 
 def _is_plain_gzip(path: str) -> bool:

@@ -115,6 +115,17 @@ def test_bgzip_fasta_reads_the_same_windows(tmp_path, mito_seq):
     genome = ReferenceGenome(str(path), str(tmp_path / "cache"))
     assert genome.fetch("MT_human", 16000, 16100) == mito_seq[16000:16100]
     assert os.path.isfile(str(path) + ".fai") and os.path.isfile(str(path) + ".gzi")  # built beside it
+    shared = tmp_path / "read-only"
+    shared.mkdir()
+    shutil.copy(path, shared / "mito.fa.bgz")
+    shared.chmod(0o555)  # like a shared data folder: the index must go to the cache, even for root
+    try:
+        genome = ReferenceGenome(str(shared / "mito.fa.bgz"), str(tmp_path / "cache"))
+        assert genome.fetch("MT_human", 0, 10) == mito_seq[:10]
+        assert os.listdir(shared) == ["mito.fa.bgz"]
+        assert any(f.endswith("mito.fa.bgz.fai") for f in os.listdir(tmp_path / "cache"))
+    finally:
+        shared.chmod(0o755)
 
 
 def test_bad_variants_name_what_was_expected(mito):
