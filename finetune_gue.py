@@ -345,7 +345,7 @@ def run_task(model_args: ModelArguments, data_args: DataArguments, training_args
         if spec.task_type == "classification" and spec.label_names == [str(i) for i in range(len(spec.label_names))]:
             atomic_write(path, lambda tmp: write_predictions(tmp, splits["test"], logits, rc_logits))  # the GUE format
         else:
-            atomic_write(path, lambda tmp: write_typed_predictions(tmp, spec, splits["test"], logits, rc_logits, tokenizer, max_length))
+            write_typed_predictions(path, spec, splits["test"], logits, rc_logits, tokenizer, max_length)  # atomic (write_table)
         save_final_model(trainer, tokenizer, model_args, training_args.output_dir, spec)
     if training_args.push_to_hub:
         trainer.push_to_hub()
@@ -450,13 +450,14 @@ def main(argv=None) -> int:
     model_args, data_args, training_args, out = parser.parse(argv)
     refuse_nonempty_folder(training_args.output_dir, out.overwrite, "output folder")
     require_model(model_args.model_name_or_path)
+    explicit = explicit_flags(argv)
+    if "learning_rate" not in explicit:
+        training_args = replace(training_args, learning_rate=model_learning_rate(model_args.model_name_or_path))
     with no_empty_folder_left(training_args.output_dir):
-        return run_all(model_args, data_args, training_args, explicit_flags(argv))
+        return run_all(model_args, data_args, training_args, explicit)
 
 
 def run_all(model_args: ModelArguments, data_args: DataArguments, training_args, explicit: set[str]) -> int:
-    if "learning_rate" not in explicit:
-        training_args = replace(training_args, learning_rate=model_learning_rate(model_args.model_name_or_path))
     if "gradient_accumulation_steps" not in explicit:  # keep the paper's global batch of 32
         per_step = training_args.per_device_train_batch_size * max(1, training_args.world_size)
         training_args = replace(training_args, gradient_accumulation_steps=max(1, GLOBAL_BATCH // per_step))

@@ -47,7 +47,6 @@ import shutil
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -326,19 +325,6 @@ def load_scoring_model(path: str, dtype: str = "float32"):
     return model, load_tokenizer(path)
 
 
-class _LayerView(torch.nn.Module):
-    """An encoder whose `last_hidden_state` is hidden layer `layer` (0 = embeddings), for embedding.embed."""
-
-    def __init__(self, encoder, layer: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.layer = layer
-
-    def forward(self, input_ids, attention_mask):
-        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, return_dict=True)
-        return SimpleNamespace(last_hidden_state=out.hidden_states[self.layer])  # (batch, L, hidden), 0 at padding
-
-
 def _device(model) -> torch.device:
     return next(model.parameters()).device
 
@@ -440,11 +426,9 @@ def score_windows(
         columns.update(_pll_columns(model, tokenizer, windows, flank_bp, batch_size))
     if "embedding" in scores:
         encoder = model.bert if hasattr(model, "bert") else model
-        if layer != -1:
-            encoder = _LayerView(encoder, layer)
         seqs = [w.ref_seq for w in windows] + [w.alt_seq for w in windows]
         vectors = embed(encoder, tokenizer, seqs, pooling="mean", batch_size=batch_size, rc_average=rc_average,
-                        progress=False).astype(np.float64)  # (2n, hidden)
+                        layer=layer, progress=False).astype(np.float64)  # (2n, hidden)
         ref, alt = vectors[: len(windows)], vectors[len(windows) :]
         cos = (ref * alt).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(alt, axis=1))
         columns["embedding_cosine"] = 1.0 - cos

@@ -148,7 +148,7 @@ def finetune_gue_cases(tmp_path):
     rng = random.Random("finetune_gue-19")
     rows = (PROM / "train.csv").read_text().splitlines()
     breakers = [
-        lambda r: r.rsplit(",", 1)[0] + "," + rng.choice(["yes", "", "1.5", "-"]),  # label not an integer
+        lambda r: r.rsplit(",", 1)[0] + "," + rng.choice(["yes", "", "-"]),  # label not an integer (1.5 would be a regression target)
         lambda r: r + ",extra",  # one field too many
         lambda r: "," + r.rsplit(",", 1)[1],  # empty sequence
     ]
