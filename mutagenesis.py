@@ -19,6 +19,7 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from dnabert2.chunked_output import write_table
+from dnabert2.cli import run
 from dnabert2.dna_tokenizer import BASES
 from dnabert2.embed import read_records
 from dnabert2.genome_io import GenomeFormatError
@@ -80,7 +81,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (GenomeFormatError, ValueError, FileNotFoundError, FileExistsError) as e:
-        sys.exit(f"mutagenesis.py: error: {e}")
+    run(main)

@@ -21,6 +21,7 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from dnabert2.chunked_output import TABLE_SUFFIXES, ChunkStore, chunked, file_fingerprint, write_table
+from dnabert2.cli import run
 from dnabert2.genome_io import GenomeFormatError
 from dnabert2.prediction import DEFAULT_MAX_LENGTH, load_predictor, output_columns, read_inputs
 
@@ -93,7 +94,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (GenomeFormatError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
-        sys.exit(f"predict.py: error: {e}")
+    run(main)

@@ -20,6 +20,7 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from dnabert2.chunked_output import TABLE_SUFFIXES, ChunkStore, chunked, file_fingerprint, write_table
+from dnabert2.cli import run
 from dnabert2.variant_effects import (
     ALL_SCORES, DEFAULT_BATCH_SIZE, DEFAULT_FLANK_BP, DEFAULT_WINDOW_BP, RefMismatchError, ReferenceGenome,
     VariantError, load_scoring_model, score_windows,
@@ -109,7 +110,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (VariantInputError, VariantError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        sys.exit(f"score_variants.py: error: {e}")
+    run(main)

@@ -1,7 +1,7 @@
 """Measurements of variant_effects (numbers in BENCHMARKS.md, "Variant effects").
 
-    python bench/variant_effects.py auroc --genomes ../shared/data/genomes/*.fa.gz ../shared/data/genomes/*.bgz
-    python bench/variant_effects.py tata --model FINE_TUNED_DIR --test_csv ../shared/data/gue/prom/prom_300_tata/test.csv
+    python bench/variant_effects.py auroc --genomes GENOMES/*.fa.gz GENOMES/*.bgz
+    python bench/variant_effects.py tata --model FINE_TUNED_DIR --test_csv GUE/prom/prom_300_tata/test.csv
     python bench/variant_effects.py speed --threads 2
 
 auroc: positions drawn at random from the held-out tail of every record (its last --eval_fraction, as
