@@ -48,6 +48,12 @@ class Args:
     shard: str = field(default="0/1", metadata={"help": "i/n: run every n-th grid point starting at i"})
     kmer: bool = field(default=True, metadata={"help": "also fit the k-mer baseline"})
     report_only: bool = field(default=False)
+    curve: list[str] = field(default_factory=list, metadata={
+        "help": "NAME=STEPS for each model that is a point of the pretraining-amount curve (random=0); with "
+                "--curve_png, the report adds a table and a plot of test MCC against pretraining tokens"})
+    curve_png: str = field(default="", metadata={"help": "where to write the curve plot"})
+    tokens_per_step: float = field(default=3940.0, metadata={
+        "help": "pretraining tokens per optimizer step (the shipped recipe: 19.7M tokens in 5,000 steps)"})
 
 
 def kmer_baseline(data_path: str, max_train: int) -> float:
@@ -156,6 +162,64 @@ def report(args: Args) -> str:
     return "\n".join(lines)
 
 
+def curve_points(args: Args) -> list[tuple[str, int, dict[str, float]]]:
+    """(model, pretraining steps, {task: mean test MCC over seeds}) for every --curve point with results,
+    in the order of steps; the pooling and learning rate are the first of --poolings / --learning_rates."""
+    rows = read_results(args.output_dir)
+    points = []
+    for spec in args.curve:
+        name, _, steps = spec.partition("=")
+        per_task = {}
+        for task in args.tasks:
+            values = [r["test_mcc"] for r in rows if r["model"] == name and r["task"] == task
+                      and r["pooling"] == args.poolings[0] and float(r["learning_rate"]) == args.learning_rates[0]]
+            if values:
+                per_task[task] = float(np.mean(values))
+        if per_task:
+            points.append((name, int(steps), per_task))
+    return sorted(points, key=lambda point: point[1])
+
+
+def curve_report(args: Args) -> str:
+    """A table of test MCC x100 against pretraining steps and tokens; the plot goes to --curve_png."""
+    points = curve_points(args)
+    kmer_path = Path(args.output_dir) / "kmer.json"
+    kmer = json.loads(kmer_path.read_text()) if kmer_path.exists() else {}
+    tasks = [t for t in args.tasks if all(t in per_task for _, _, per_task in points)]
+    head = ["model", "steps", "tokens (M)"] + tasks + ["mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, steps, per_task in points:
+        cells = [name, str(steps), f"{steps * args.tokens_per_step / 1e6:.1f}"]
+        cells += [f"{100 * per_task[t]:.1f}" for t in tasks] + [f"{100 * np.mean([per_task[t] for t in tasks]):.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if kmer:
+        lines.append("| k-mer LR | | | " + " | ".join(f"{100 * kmer[t]:.1f}" for t in tasks)
+                     + f" | {100 * np.mean([kmer[t] for t in tasks]):.1f} |")
+    if args.curve_png and points:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        tokens = [steps * args.tokens_per_step / 1e6 for _, steps, _ in points]
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for task in tasks:
+            ax.plot(tokens, [100 * p[task] for _, _, p in points], color="0.75", lw=0.8)
+        ax.plot(tokens, [100 * np.mean([p[t] for t in tasks]) for _, _, p in points], "o-", color="C0",
+                lw=2, label=f"mean of {len(tasks)} GUE tasks")
+        if kmer:
+            ax.axhline(100 * np.mean([kmer[t] for t in tasks]), color="C3", ls="--", label="k-mer LR (mean)")
+        ax.set_xlabel("pretraining tokens (millions)")
+        ax.set_ylabel("test MCC x100")
+        ax.set_title("Fine-tuned test MCC against pretraining amount\n(grey: single tasks)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(args.curve_png, dpi=110)
+        plt.close(fig)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     (args,) = HfArgumentParser(Args).parse_args_into_dataclasses(args=argv)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -186,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"test MCC x100, mean ± std over seeds (train subset {args.max_train_samples}, {args.max_steps} steps of 32)\n")
     print(report(args))
+    if args.curve:
+        print("\npretraining-amount curve: test MCC x100, mean over seeds\n")
+        print(curve_report(args))
     return 0
 
 
