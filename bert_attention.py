@@ -16,7 +16,7 @@ tokens of different sequences never attend to each other.
 """
 
 import math
-import os
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .bert_padding import PackedBatch
 from .configuration_bert import ATTENTION_BACKENDS
-from .flash_attn_triton import TRITON_AVAILABLE, flash_attn_varlen_func
+from .flash_attn_triton import TRITON_AVAILABLE, TRITON_INTERPRET, flash_attn_varlen_func
 
 # Upper bound on the ALiBi bias elements the sdpa backend keeps per forward (shared by all layers);
 # one query chunk holds at most a quarter of it.
@@ -70,7 +70,9 @@ def _alibi_bias(slopes: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor) 
     return -slopes[:, None, None] * distance
 
 
-def eager_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
+def eager_attention(
+    qkv: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor, scale: float, dropout_p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded reference attention. Returns (out (total, heads, head_dim), probs (batch, heads, L, L))."""
     q, k, v = packed.pad(qkv).permute(2, 0, 3, 1, 4)  # each (batch, heads, L, head_dim)
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (batch, heads, L, L)
@@ -83,7 +85,10 @@ def eager_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
     return packed.unpad(out.transpose(1, 2)), probs
 
 
-def _chunk_bias(slopes, start, rows, width, key_mask, dtype, cache: dict, key) -> torch.Tensor:
+def _chunk_bias(
+    slopes: torch.Tensor, start: int, rows: int, width: int, key_mask: torch.Tensor | None, dtype: torch.dtype,
+    cache: dict, key: tuple,
+) -> torch.Tensor:
     """ALiBi (+ key padding) bias for query rows [start, start + rows) of a block of `width` columns.
 
     Shape (n or 1, heads, rows, width), 4-D so that torch picks its fused CPU/GPU kernels. Built in
@@ -104,7 +109,10 @@ def _chunk_bias(slopes, start, rows, width, key_mask, dtype, cache: dict, key) -
     return bias
 
 
-def _sdpa_query_chunks(q, k, v, key_mask, slopes, scale, dropout_p, cache, key):
+def _sdpa_query_chunks(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, slopes: torch.Tensor,
+    scale: float, dropout_p: float, cache: dict, key: tuple,
+) -> torch.Tensor:
     """SDPA over one block, one chunk of query rows at a time so the bias stays O(rows * W).
 
     q, k, v: (n, heads, W, head_dim); key_mask: (n, W) bool or None. Returns (n, heads, W, head_dim).
@@ -127,7 +135,9 @@ def _sdpa_query_chunks(q, k, v, key_mask, slopes, scale, dropout_p, cache, key):
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
 
 
-def sdpa_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
+def sdpa_attention(
+    qkv: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor, scale: float, dropout_p: float
+) -> tuple[torch.Tensor, None]:
     """Bucketed, query-chunked SDPA. Returns (out (total, heads, head_dim), None)."""
     total, _, heads, head_dim = qkv.shape
     padded_source = None  # qkv plus one zero row that padding positions point at, built on demand
@@ -155,15 +165,13 @@ def sdpa_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
     return torch.cat(outs).index_select(0, order), None
 
 
-def _interpreting_triton() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def triton_attention(qkv, packed: PackedBatch, slopes, scale, dropout_p):
+def triton_attention(
+    qkv: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor, scale: float, dropout_p: float
+) -> tuple[torch.Tensor, None]:
     """FlashAttention-2 Triton kernel on the packed layout. Returns (out (total, heads, head_dim), None)."""
     if not TRITON_AVAILABLE:
         raise ImportError("attn_implementation='triton' needs the `triton` package, which is not importable here.")
-    if not qkv.is_cuda and not _interpreting_triton():
+    if not qkv.is_cuda and not TRITON_INTERPRET:
         raise RuntimeError(
             "attn_implementation='triton' runs on CUDA tensors only, but the inputs are on "
             f"{qkv.device}. Use attn_implementation='sdpa' on CPU (or set TRITON_INTERPRET=1 before "
@@ -183,7 +191,7 @@ _BACKENDS = {"eager": eager_attention, "sdpa": sdpa_attention, "triton": triton_
 assert tuple(_BACKENDS) == ATTENTION_BACKENDS
 
 
-def register_attention_backend(name: str, fn) -> None:
+def register_attention_backend(name: str, fn: Callable) -> None:
     """Add an attention function `fn(qkv, packed, slopes, scale, dropout_p) -> (out, probs or None)`
     under `name`, for benchmarks and experiments; the built-in backends cannot be replaced."""
     if name in ATTENTION_BACKENDS:
@@ -191,7 +199,9 @@ def register_attention_backend(name: str, fn) -> None:
     _BACKENDS[name] = fn
 
 
-def varlen_attention(backend: str, qkv, packed: PackedBatch, slopes, scale: float, dropout_p: float = 0.0):
+def varlen_attention(
+    backend: str, qkv: torch.Tensor, packed: PackedBatch, slopes: torch.Tensor, scale: float, dropout_p: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention for packed `qkv` (total, 3, heads, head_dim) with ALiBi `slopes` (heads,).
 
     Returns (out (total, heads, head_dim), probs (batch, heads, L, L) or None); only `eager`

@@ -16,6 +16,7 @@ import torch.utils.checkpoint
 
 from .bert_attention import alibi_slopes_tensor, varlen_attention
 from .bert_padding import PackedBatch
+from .configuration_bert import BertConfig
 
 _ACTIVATIONS = {
     "gelu": nn.GELU,
@@ -35,14 +36,19 @@ def activation(name: str) -> nn.Module:
 class BertEmbeddings(nn.Module):
     """Word + token-type embeddings, then LayerNorm and dropout. No position embeddings (ALiBi)."""
 
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None):
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+    ) -> torch.Tensor:
         """input_ids / token_type_ids: (...,) ; inputs_embeds: (..., hidden) -> (..., hidden)"""
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
@@ -55,16 +61,15 @@ class BertEmbeddings(nn.Module):
 class BertSelfAttention(nn.Module):
     """Fused Wqkv projection and attention on the packed layout."""
 
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.config = config  # read at call time: the backend can be switched after construction
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.dropout_p = config.attention_probs_dropout_prob
         # Output rows ordered (t h d): all of q, then k, then v, each split into heads.
         self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
 
-    def forward(self, hidden_states, packed: PackedBatch, backend: str):
+    def forward(self, hidden_states: torch.Tensor, packed: PackedBatch, backend: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(total, hidden) -> (total, hidden), probs (batch, heads, L, L) or None"""
         qkv = self.Wqkv(hidden_states).view(-1, 3, self.num_heads, self.head_dim)  # (total, 3, heads, head_dim)
         slopes = alibi_slopes_tensor(self.num_heads, hidden_states.device)
@@ -77,23 +82,23 @@ class BertSelfAttention(nn.Module):
 class BertSelfOutput(nn.Module):
     """Output projection, dropout, residual and post-LayerNorm."""
 
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states, residual):
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:  # (total, hidden) each
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
 
 
 class BertAttention(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def forward(self, hidden_states, packed: PackedBatch, backend: str):
+    def forward(self, hidden_states: torch.Tensor, packed: PackedBatch, backend: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, probs = self.self(hidden_states, packed, backend)
         return self.output(attended, hidden_states), probs
 
@@ -105,7 +110,7 @@ class BertGatedMLP(nn.Module):
     the linear gate) in one matrix with no bias, as in the original checkpoint.
     """
 
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.intermediate_size = config.intermediate_size
         self.gated_layers = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
@@ -114,7 +119,7 @@ class BertGatedMLP(nn.Module):
         self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (total, hidden) -> (total, hidden)
         gated, gate = self.gated_layers(hidden_states).split(self.intermediate_size, dim=-1)  # (total, I) each
         activated = self.act(gated)
         if torch.is_grad_enabled() and activated.requires_grad:
@@ -125,12 +130,12 @@ class BertGatedMLP(nn.Module):
 
 
 class BertLayer(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.attention = BertAttention(config)
         self.mlp = BertGatedMLP(config)
 
-    def forward(self, hidden_states, packed: PackedBatch, backend: str):
+    def forward(self, hidden_states: torch.Tensor, packed: PackedBatch, backend: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(total, hidden) -> (total, hidden), probs or None"""
         hidden_states, probs = self.attention(hidden_states, packed, backend)
         return self.mlp(hidden_states), probs
@@ -145,12 +150,14 @@ class BertEncoder(nn.Module):
 
     gradient_checkpointing = False
 
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self._gradient_checkpointing_func = partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
 
-    def forward(self, hidden_states, packed: PackedBatch, backend: str, keep_all_layers=False):
+    def forward(
+        self, hidden_states: torch.Tensor, packed: PackedBatch, backend: str, keep_all_layers: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """(total, hidden) -> (final (total, hidden), per-layer outputs, per-layer probs)
 
         The per-layer outputs are collected only with keep_all_layers; probs only from `eager`.

@@ -22,6 +22,7 @@ Rules
   "start:stop" in Python slice notation ("-4:" = the last four layers), whose per-token mean is used.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,18 +95,32 @@ def token_windows(n_tokens: int, width: int, overlap: int) -> list[tuple[int, in
     return windows
 
 
-def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress: bool, layer: int | slice = LAST_LAYER):
-    """Run the encoder on token-id lists (no specials); returns [(cls (H,), tokens (n, H))] in input order."""
-    device = next(model.parameters()).device
-    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
-    results: list = [None] * len(pieces)
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    iterator = batches
-    if progress:
-        from tqdm.auto import tqdm
+def window_plan(all_ids: list[list[int]], width: int, overlap: int) -> tuple[list[list[int]], list[list[tuple[int, int, int, int]]]]:
+    """Cut each sequence's token ids into windows of `width` tokens (token_windows).
 
-        iterator = tqdm(batches, desc="embedding", unit="batch")
-    for batch in iterator:
+    Returns the pieces to encode and, per sequence, [(piece index, keep from, keep to, window start)].
+    """
+    pieces, plan = [], []
+    for ids in all_ids:
+        entries = []
+        for start, end, keep_from, keep_to in token_windows(len(ids), width, overlap):
+            entries.append((len(pieces), keep_from, keep_to, start))
+            pieces.append(ids[start:end])
+        plan.append(entries)
+    return pieces, plan
+
+
+def kept_parts(entries: list[tuple[int, int, int, int]], per_piece: list) -> list:
+    """The kept token rows of each window of one sequence (window_plan entries), in order; they tile it."""
+    return [per_piece[p][lo - start : hi - start] for p, lo, hi, start in entries]
+
+
+def piece_batches(tokenizer, pieces: list[list[int]], batch_size: int) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """Token-id lists (no specials) sorted by length, `batch_size` at a time, each encoded as
+    [CLS] piece [SEP] and right-padded: (piece indices, input_ids (b, L), attention_mask (b, L))."""
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+    for b in range(0, len(order), batch_size):
+        batch = order[b : b + batch_size]
         length = max(len(pieces[i]) for i in batch) + 2
         ids = torch.full((len(batch), length), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(batch), length), dtype=torch.long)
@@ -113,13 +128,28 @@ def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress
             seq = [tokenizer.cls_token_id, *pieces[i], tokenizer.sep_token_id]
             ids[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
+        yield batch, ids, mask
+
+
+def _encode(model, tokenizer, pieces: list[list[int]], batch_size: int, progress: bool, layer: int | slice = LAST_LAYER):
+    """Run the encoder on token-id lists (no specials). Returns, in input order, the [CLS] vector
+    (H,) of each piece and its token vectors (n, H)."""
+    device = next(model.parameters()).device
+    cls_vectors: list = [None] * len(pieces)
+    token_vectors: list = [None] * len(pieces)
+    batches = piece_batches(tokenizer, pieces, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=-(-len(pieces) // batch_size), desc="embedding", unit="batch")
+    for batch, ids, mask in batches:
         with torch.no_grad():
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=layer != LAST_LAYER)
             hidden = select_layer(out, layer, model.config.num_hidden_layers)  # (batch, L, hidden)
         for row, i in enumerate(batch):
-            n = len(pieces[i])
-            results[i] = (hidden[row, 0], hidden[row, 1 : n + 1])
-    return results
+            cls_vectors[i] = hidden[row, 0]
+            token_vectors[i] = hidden[row, 1 : len(pieces[i]) + 1]
+    return cls_vectors, token_vectors
 
 
 def embed(
@@ -159,41 +189,32 @@ def embed(
     for i, s in enumerate(sequences):
         if not s or not s.strip():
             raise ValueError(f"sequence {i} is empty")
-    if rc_average:
-        forward = embed(model, tokenizer, sequences, pooling, batch_size, False, max_tokens, overlap_tokens, return_tensors, progress, layer)
-        reverse = embed(
-            model, tokenizer, [reverse_complement(s.upper()) for s in sequences], pooling, batch_size, False,
-            max_tokens, overlap_tokens, return_tensors, progress, layer,
-        )
-        return (forward + reverse) / 2
 
-    # long inputs are windowed below, so the tokenizer's model_max_length does not apply
-    all_ids, spans = token_spans(tokenizer, sequences)
-    width = max_tokens - 2
-    pieces, plan = [], []  # plan[i]: [(piece index, keep from, keep to, window start)] for sequence i
-    for ids in all_ids:
-        entries = []
-        for start, end, keep_from, keep_to in token_windows(len(ids), width, overlap_tokens):
-            entries.append((len(pieces), keep_from, keep_to, start))
-            pieces.append(ids[start:end])
-        plan.append(entries)
-    if progress is None:
-        progress = len(pieces) > 10 * batch_size
-    outputs = _encode(model, tokenizer, pieces, batch_size, progress, layer)
+    def embed_strand(strand: list[str]):
+        # long inputs are windowed, so the tokenizer's model_max_length does not apply
+        all_ids, spans = token_spans(tokenizer, strand)
+        pieces, plan = window_plan(all_ids, max_tokens - 2, overlap_tokens)
+        show_progress = len(pieces) > 10 * batch_size if progress is None else progress
+        cls_vectors, token_vectors = _encode(model, tokenizer, pieces, batch_size, show_progress, layer)
 
-    pooled, per_token = [], []
-    for i, entries in enumerate(plan):
-        tokens = torch.cat([outputs[p][1][lo - start : hi - start] for p, lo, hi, start in entries])  # (n, H)
+        pooled, per_token = [], []
+        for i, entries in enumerate(plan):
+            tokens = torch.cat(kept_parts(entries, token_vectors))  # (n, H)
+            first_cls = cls_vectors[entries[0][0]]  # what a sequence of no tokens pools to
+            if pooling == "none":
+                vectors = tokens.float().cpu().numpy() if return_tensors == "np" else tokens
+                per_token.append(TokenEmbeddings(vectors, spans[i]))
+            elif pooling == "cls":
+                pooled.append(torch.stack([cls_vectors[p] for p, *_ in entries]).mean(0))
+            elif pooling == "max":
+                pooled.append(tokens.max(0).values if len(tokens) else first_cls)
+            else:
+                pooled.append(tokens.mean(0) if len(tokens) else first_cls)
         if pooling == "none":
-            vectors = tokens.float().cpu().numpy() if return_tensors == "np" else tokens
-            per_token.append(TokenEmbeddings(vectors, spans[i]))
-        elif pooling == "cls":
-            pooled.append(torch.stack([outputs[p][0] for p, *_ in entries]).mean(0))
-        elif pooling == "max":
-            pooled.append(tokens.max(0).values if len(tokens) else outputs[entries[0][0]][0])
-        else:
-            pooled.append(tokens.mean(0) if len(tokens) else outputs[entries[0][0]][0])
-    if pooling == "none":
-        return per_token
-    stacked = torch.stack(pooled)  # (n_sequences, hidden)
-    return stacked.float().cpu().numpy() if return_tensors == "np" else stacked
+            return per_token
+        stacked = torch.stack(pooled)  # (n_sequences, hidden)
+        return stacked.float().cpu().numpy() if return_tensors == "np" else stacked
+
+    if rc_average:  # the pooled vectors of both strands, averaged
+        return (embed_strand(sequences) + embed_strand([reverse_complement(s.upper()) for s in sequences])) / 2
+    return embed_strand(sequences)

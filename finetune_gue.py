@@ -192,8 +192,9 @@ def per_base_probs(logits: np.ndarray, split: Split, tokenizer, max_length: int)
     return probs, labels
 
 
-def argmax_logits(logits, labels):
-    """Evaluation keeps class ids only (never a stack of logits or hidden states)."""
+def predicted_classes(logits, labels):
+    """preprocess_logits_for_metrics of sequence classification: the predicted class id per example
+    (batch,), so evaluation never keeps a stack of logits or hidden states."""
     return logits.argmax(dim=-1)
 
 
@@ -204,7 +205,7 @@ def compute_metrics(eval_pred):
 def metrics_for(spec: TaskSpec, split: Split, tokenizer, max_length: int):
     """(compute_metrics, preprocess_logits_for_metrics) of a label type, on the dev split `split`."""
     if spec.task_type == "classification":
-        return compute_metrics, argmax_logits
+        return compute_metrics, predicted_classes
     if spec.task_type == "regression":
         return (lambda p: regression_metrics(np.asarray(p.predictions), np.asarray(p.label_ids), spec.label_names)), None
     if spec.task_type == "multilabel":

@@ -45,9 +45,11 @@ except ImportError:  # macOS, Windows, CPU-only images
     tl = None
     TRITON_AVAILABLE = False
 
-LOG2E = 1.4426950408889634
+LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * LOG2E); the kernels read it as _LOG2E
 MAX_HEAD_DIM = 128
-_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+# The one read of TRITON_INTERPRET: Triton reads it when `triton.jit` decorates the kernels below, at
+# import of this module, so later changes to the environment change nothing. bert_attention.py asks here.
+TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 # GPU autotune configs per kernel: (BLOCK_M, BLOCK_N, num_warps, num_stages, largest BLOCK_D).
@@ -68,13 +70,17 @@ GPU_CONFIGS = {
 INTERPRETER_CONFIG = (16, 16, 1, 1, MAX_HEAD_DIM)
 
 
+def _config_table(kernel: str) -> list:
+    """The (BLOCK_M, BLOCK_N, num_warps, num_stages, largest BLOCK_D) rows `kernel` autotunes over here."""
+    return [INTERPRETER_CONFIG] if TRITON_INTERPRET else GPU_CONFIGS[kernel]
+
+
 def _configs(kernel: str) -> list:
-    table = [INTERPRETER_CONFIG] if _INTERPRET else GPU_CONFIGS[kernel]
-    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s, _ in table]
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w, s, _ in _config_table(kernel)]
 
 
 def _largest_block_d(kernel: str, config) -> int:
-    table = [INTERPRETER_CONFIG] if _INTERPRET else GPU_CONFIGS[kernel]
+    table = _config_table(kernel)
     key = (config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"], config.num_warps, config.num_stages)
     return max((row[4] for row in table if row[:4] == key), default=MAX_HEAD_DIM)  # a pinned config is not pruned
 
@@ -93,12 +99,18 @@ def _head_dim_pruner(kernel: str):
 
 if TRITON_AVAILABLE:
     _AUTOTUNE_KEY = ["BLOCK_D", "IS_FP32", "INPUT_PRECISION"]
+    _LOG2E = tl.constexpr(LOG2E)  # jit functions read only constexpr globals
 
     @triton.jit
     def _tile(Base, seq_start, positions, stride_t, head, stride_h, offs_d):
         """Pointers to `positions` of one sequence and head of a packed (total, heads, head_dim)
         tensor: a (len(positions), BLOCK_D) tile."""
         return Base + (seq_start + positions)[:, None] * stride_t + head * stride_h + offs_d[None, :]
+
+    @triton.jit
+    def _slope_log2(Slopes, head, HAS_ALIBI: tl.constexpr):
+        """The ALiBi slope of `head` in log2 units (0 without ALiBi)."""
+        return tl.load(Slopes + head) * _LOG2E if HAS_ALIBI else 0.0
 
     @triton.jit
     def _alibi_scores(scores, rows, cols, slope_log2, seqlen, HAS_ALIBI: tl.constexpr):
@@ -111,7 +123,7 @@ if TRITON_AVAILABLE:
     @triton.jit
     def _fwd_kernel(
         Q, K, V, Out, Lse, CuSeqlens, Slopes,
-        qk_scale,  # softmax_scale * log2(e)
+        qk_scale,  # softmax_scale * LOG2E
         stride_qt, stride_qh, stride_kt, stride_kh, stride_vt, stride_vh, stride_ot, stride_oh,
         stride_lh,
         HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, HAS_ALIBI: tl.constexpr,
@@ -131,7 +143,7 @@ if TRITON_AVAILABLE:
 
         q_mask = row_ok[:, None] & d_ok[None, :]
         q = tl.load(_tile(Q, seq_start, rows, stride_qt, head, stride_qh, offs_d), mask=q_mask, other=0.0)  # (BLOCK_M, BLOCK_D)
-        slope_log2 = tl.load(Slopes + head) * 1.4426950408889634 if HAS_ALIBI else 0.0
+        slope_log2 = _slope_log2(Slopes, head, HAS_ALIBI)
 
         m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)  # running row max (log2 units)
         l_i = tl.zeros([BLOCK_M], dtype=tl.float32)  # running row sum of exp2(s - m_i)
@@ -198,7 +210,7 @@ if TRITON_AVAILABLE:
         kv_mask = col_ok[:, None] & d_ok[None, :]
         k = tl.load(_tile(K, seq_start, cols, stride_kt, head, stride_kh, offs_d), mask=kv_mask, other=0.0)
         v = tl.load(_tile(V, seq_start, cols, stride_vt, head, stride_vh, offs_d), mask=kv_mask, other=0.0)
-        slope_log2 = tl.load(Slopes + head) * 1.4426950408889634 if HAS_ALIBI else 0.0
+        slope_log2 = _slope_log2(Slopes, head, HAS_ALIBI)
 
         dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
         dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
@@ -250,7 +262,7 @@ if TRITON_AVAILABLE:
         do = tl.load(_tile(DOut, seq_start, rows, stride_dot, head, stride_doh, offs_d), mask=q_mask, other=0.0)
         lse = tl.load(Lse + head * stride_lh + seq_start + rows, mask=row_ok, other=float("inf"))
         delta = tl.load(Delta + head * stride_lh + seq_start + rows, mask=row_ok, other=0.0)
-        slope_log2 = tl.load(Slopes + head) * 1.4426950408889634 if HAS_ALIBI else 0.0
+        slope_log2 = _slope_log2(Slopes, head, HAS_ALIBI)
 
         dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
         for start_n in range(0, seqlen, BLOCK_N):

@@ -93,12 +93,12 @@ class BertPreTrainedModel(PreTrainedModel):
 class BertPooler(nn.Module):
     """The original pooler: [CLS] hidden state -> dense -> tanh."""
 
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.activation = nn.Tanh()
 
-    def forward(self, cls_hidden):  # (batch, hidden) -> (batch, hidden)
+    def forward(self, cls_hidden: torch.Tensor) -> torch.Tensor:  # (batch, hidden) -> (batch, hidden)
         return self.activation(self.dense(cls_hidden))
 
 
@@ -124,14 +124,14 @@ class BertModel(BertPreTrainedModel):
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        inputs_embeds=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple[torch.Tensor, ...]:
         """input_ids, attention_mask, token_type_ids: (batch, L); inputs_embeds: (batch, L, hidden)."""
         packed, encoded, all_layers, all_probs = self._encode(
             input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
@@ -149,7 +149,15 @@ class BertModel(BertPreTrainedModel):
         )
         return self._as_requested(output, return_dict)
 
-    def _encode(self, input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states):
+    def _encode(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.LongTensor | None,
+        inputs_embeds: torch.FloatTensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> tuple[PackedBatch, torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """Run embeddings and encoder on the packed layout.
 
         Returns (packed, final (total, hidden), [embeddings, layer outputs...] if requested, probs).
@@ -185,32 +193,32 @@ class BertModel(BertPreTrainedModel):
 
 
 class BertPredictionHeadTransform(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.transform_act_fn = activation(config.hidden_act)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (..., hidden) -> (..., hidden)
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
 
 
 class BertLMPredictionHead(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)  # weight tied to the word embeddings
 
-    def forward(self, hidden_states):  # (..., hidden) -> (..., vocab)
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (..., hidden) -> (..., vocab)
         return self.decoder(self.transform(hidden_states))
 
 
 class BertOnlyMLMHead(nn.Module):
-    def __init__(self, config):
+    def __init__(self, config: BertConfig):
         super().__init__()
         self.predictions = BertLMPredictionHead(config)
 
-    def forward(self, hidden_states):
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (..., hidden) -> (..., vocab)
         return self.predictions(hidden_states)
 
 
@@ -241,15 +249,15 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedLMOutput | tuple[torch.Tensor, ...]:
         packed, encoded, all_layers, all_probs = self.bert._encode(
             input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states
         )
@@ -276,34 +284,30 @@ class BertForMaskedLM(BertPreTrainedModel):
         return self._as_requested(output, return_dict)
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
-    """Encoder + pooling + linear classifier.
+class _BertClassifierModel(BertPreTrainedModel):
+    """What the two classification heads share: the encoder (`bert`), dropout and a linear
+    `classifier` (state-dict keys `bert.*` and `classifier.*`, as in the original), and the encoder call."""
 
-    config.classifier_pooling: "pooler" ([CLS] -> dense -> tanh, the original) or "mean" (masked
-    mean of the last hidden state; this variant has no pooler weights).
-    """
-
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, add_pooling_layer: bool):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=config.classifier_pooling == "pooler")
+        self.bert = BertModel(config, add_pooling_layer=add_pooling_layer)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def forward(
+    def _encoded(
         self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        outputs = self.bert(
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.LongTensor | None,
+        inputs_embeds: torch.FloatTensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> BaseModelOutputWithPooling:
+        """The encoder's output (always as a ModelOutput)."""
+        return self.bert(
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
@@ -312,6 +316,36 @@ class BertForSequenceClassification(BertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
+
+    def _logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., hidden) -> (..., num_labels): dropout, then the classifier."""
+        return self.classifier(self.dropout(features))
+
+
+class BertForSequenceClassification(_BertClassifierModel):
+    """Encoder + pooling + linear classifier.
+
+    config.classifier_pooling: "pooler" ([CLS] -> dense -> tanh, the original) or "mean" (masked
+    mean of the last hidden state; this variant has no pooler weights).
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config, add_pooling_layer=config.classifier_pooling == "pooler")
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple[torch.Tensor, ...]:
+        """labels: (batch,) class ids, regression targets, or (batch, num_labels) multi-label
+        targets; config.problem_type picks the loss, inferred from num_labels and dtype when unset."""
+        outputs = self._encoded(input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states)
         if self.config.classifier_pooling == "pooler":
             pooled = outputs.pooler_output
         else:
@@ -321,14 +355,14 @@ class BertForSequenceClassification(BertPreTrainedModel):
             else:
                 weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (batch, L, 1)
                 pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
-        logits = self.classifier(self.dropout(pooled))  # (batch, num_labels)
+        logits = self._logits(pooled)  # (batch, num_labels)
         loss = self._loss(logits, labels) if labels is not None else None
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
         return self._as_requested(output, return_dict)
 
-    def _loss(self, logits, labels):
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         problem_type = self.config.problem_type
         if problem_type is None:
             if self.num_labels == 1:
@@ -344,7 +378,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
-class BertForTokenClassification(BertPreTrainedModel):
+class BertForTokenClassification(_BertClassifierModel):
     """Encoder + linear classifier on every token (per-token tasks; per_base.py maps them to bases).
 
     `logits` is (batch, L, num_labels), 0 at padding. Labels (batch, L) use -100 for positions
@@ -352,35 +386,21 @@ class BertForTokenClassification(BertPreTrainedModel):
     """
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+        super().__init__(config, add_pooling_layer=False)
 
     def forward(
         self,
-        input_ids=None,
-        attention_mask=None,
-        token_type_ids=None,
-        inputs_embeds=None,
-        labels=None,
-        output_attentions=None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        outputs = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (batch, L, num_labels)
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> TokenClassifierOutput | tuple[torch.Tensor, ...]:
+        outputs = self._encoded(input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions, output_hidden_states)
+        logits = self._logits(outputs.last_hidden_state)  # (batch, L, num_labels)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(

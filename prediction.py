@@ -8,11 +8,12 @@ Not here: the CLI (predict.py), label types and metrics (task_types.py), token <
 (per_base.py), chunked resumable output (chunked_output.py).
 
 Sequences longer than `max_length` tokens ([CLS] and [SEP] included) are cut into token windows
-that overlap by an eighth of a window (embedding.token_windows), each encoded as
-[CLS] window [SEP]. Sequence-level tasks average the logits of the windows (every window has the
-same weight); per-base tasks take each token's logits from the window in which it is farthest
-from an edge. With rc_tta the logits of the reverse complement are averaged in (per-base: the
-reverse strand's per-base logits are flipped back first).
+that overlap by an eighth of a window, each encoded as [CLS] window [SEP] (the windows and batches
+are embedding.py's: window_plan, piece_batches, kept_parts; only the combination rule is ours).
+Sequence-level tasks average the logits of the windows (every window has the same weight);
+per-base tasks take each token's logits from the window in which it is farthest from an edge.
+With rc_tta the logits of the reverse complement are averaged in (per-base: the reverse strand's
+per-base logits are flipped back first).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .embedding import token_spans, token_windows
+from .embedding import kept_parts, piece_batches, token_spans, window_plan
 from .genome_io import GenomeFormatError, iter_records, reverse_complement
 from .per_base import tokens_to_bases
 from .task_types import DEFAULT_THRESHOLD, TaskSpec
@@ -101,38 +102,22 @@ class Predictor:
         per_token = self.spec.task_type == "token"
         all_ids, spans = token_spans(self.tokenizer, sequences)
         width = max_length - 2
-        pieces, plan = [], []
-        for ids in all_ids:
-            entries = []
-            for start, end, keep_from, keep_to in token_windows(len(ids), width, width // 8):
-                entries.append((len(pieces), keep_from, keep_to, start))
-                pieces.append(ids[start:end])
-            plan.append(entries)
+        pieces, plan = window_plan(all_ids, width, width // 8)
         outputs = self._run(pieces, batch_size, per_token)
         results = []
         for i, entries in enumerate(plan):
-            if per_token:
-                tokens = np.concatenate([outputs[p][lo - start : hi - start] for p, lo, hi, start in entries])
+            if per_token:  # each token from the window where it is farthest from an edge
+                tokens = np.concatenate(kept_parts(entries, outputs))  # (tokens, C)
                 results.append(tokens_to_bases(tokens, spans[i], len(sequences[i])))  # (bases, C)
-            else:
+            else:  # every window weighs the same
                 results.append(np.mean([outputs[p] for p, *_ in entries], axis=0))  # (C,)
         return results
 
     def _run(self, pieces: list[list[int]], batch_size: int, per_token: bool) -> list[np.ndarray]:
         """Model logits of token-id lists (no specials), batched by length; (C,) or (tokens, C) each."""
-        tok = self.tokenizer
         device = next(self.model.parameters()).device
-        order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
         results: list = [None] * len(pieces)
-        for b in range(0, len(order), batch_size):
-            batch = order[b : b + batch_size]
-            length = max(len(pieces[i]) for i in batch) + 2
-            ids = torch.full((len(batch), length), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), length), dtype=torch.long)
-            for row, i in enumerate(batch):
-                seq = [tok.cls_token_id, *pieces[i], tok.sep_token_id]
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
+        for batch, ids, mask in piece_batches(self.tokenizer, pieces, batch_size):
             with torch.no_grad():
                 logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
             for row, i in enumerate(batch):

@@ -6,13 +6,14 @@ Not here: data or models.
 """
 
 import csv
-import json
 import os
 import time
 
 import torch.distributed as dist
 from transformers import TrainerCallback
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
+
+from dnabert2.dna_tokenizer import CLS, MASK, PAD, SEP, UNK, save_for_transformers
 
 
 def end_distributed() -> None:
@@ -27,23 +28,21 @@ def end_distributed() -> None:
 
 
 def save_tokenizer(tokenizer, output_dir: str) -> None:
-    """Write the tokenizer files so that transformers 4.x and 5.x both load them.
-
-    transformers 5 writes tokenizer_class "TokenizersBackend", a class 4.x does not have; the
-    class is pinned back to PreTrainedTokenizerFast (the same tokenizer.json either way).
+    """Write the files of a loaded tokenizer (PreTrainedTokenizerFast) through
+    dna_tokenizer.save_for_transformers, the one writer of tokenizer_config.json: transformers 4.x
+    and 5.x both load the result, and its settings are those of a freshly trained tokenizer.
+    transformers' "no limit" placeholder model_max_length is written as no limit.
     """
-    tokenizer.save_pretrained(output_dir)
-    path = os.path.join(output_dir, "tokenizer_config.json")
-    with open(path) as f:
-        config = json.load(f)
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    for key in ("backend", "is_local", "local_files_only"):  # load-time details, not tokenizer settings
-        config.pop(key, None)
-    if config.get("model_max_length", 0) >= VERY_LARGE_INTEGER:  # transformers' "no limit" placeholder
-        config.pop("model_max_length")
-    with open(path, "w") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
+    expected = {"unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "pad_token": PAD, "mask_token": MASK}
+    found = {name: getattr(tokenizer, name, None) for name in expected}
+    if found != expected or tokenizer.padding_side != "right" or tokenizer.truncation_side != "right":
+        raise ValueError(
+            f"save_tokenizer writes DNA tokenizers with special tokens {expected} and right padding and "
+            f"truncation; this one has {found}, padding_side={tokenizer.padding_side!r}, "
+            f"truncation_side={tokenizer.truncation_side!r}"
+        )
+    limit = tokenizer.model_max_length
+    save_for_transformers(tokenizer.backend_tokenizer, output_dir, None if limit >= VERY_LARGE_INTEGER else limit)
 
 
 class TokenizerFilesCallback(TrainerCallback):

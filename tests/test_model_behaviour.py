@@ -276,7 +276,7 @@ def test_triton_name_is_accepted_by_from_pretrained(saved_parity_models):
 @pytest.mark.skipif(not TRITON_AVAILABLE, reason="needs triton installed")
 def test_triton_on_cpu_tensors_outside_the_interpreter_is_refused(monkeypatch):
     model = tiny_model(attn_implementation="triton")
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(bert_attention, "TRITON_INTERPRET", False)  # read once, at import of flash_attn_triton
     ids, mask = random_batch([4])
     with pytest.raises(RuntimeError, match="CUDA tensors only"):
         model(ids, mask)
