@@ -239,3 +239,49 @@ def split_n_runs(seq: str, max_n_run: int = 0) -> list[str]:
     if start < n:
         pieces.append(seq[start:])
     return pieces
+
+
+# Named-record input of the CLIs (embed.py, mutagenesis.py): FASTA or a CSV with a `sequence` column.
+FASTA_SUFFIXES = tuple(s + z for s in (".fa", ".fasta", ".fna", ".fas") for z in ("", ".gz", ".bgz"))
+__all__ += ["FASTA_SUFFIXES", "read_csv", "read_records"]
+
+
+def read_csv(path: str) -> Iterator[tuple[str, str]]:
+    """(name, canonical sequence) per row of a CSV with a `sequence` column (named by an `id` or
+    `name` column, else the row number); sequences are checked like FASTA lines (file:line errors)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a leading byte-order mark is not part of the header
+        reader = csv.DictReader(f)
+        try:
+            if not reader.fieldnames or "sequence" not in reader.fieldnames:
+                raise GenomeFormatError(f"{path}:1: header {reader.fieldnames}; expected a 'sequence' column")
+            id_column = next((c for c in ("id", "name") if c in reader.fieldnames), None)
+            for row_number, row in enumerate(reader, start=1):
+                line = reader.line_num  # the line the row ends on, counted in the file (blank lines included)
+                if None in row or any(v is None for v in row.values()):
+                    raise GenomeFormatError(f"{path}:{line}: {len(row) - (None in row)} fields, expected {len(reader.fieldnames)} ({','.join(reader.fieldnames)})")
+                seq = check_sequence(row["sequence"] or "", path, line)
+                if not seq:
+                    raise GenomeFormatError(f"{path}:{line}: empty sequence")
+                yield (row[id_column] if id_column else str(row_number)), seq
+        except UnicodeDecodeError:
+            raise GenomeFormatError(f"{path}: bytes that are not UTF-8 text after line {reader.line_num}; expected a UTF-8 CSV") from None
+        except csv.Error as e:
+            raise GenomeFormatError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+
+
+def read_records(path: str) -> Iterator[tuple[str, str]]:
+    """(name, sequence) for every record; an empty record is an error naming file and line."""
+    if path.endswith(".csv"):
+        yield from read_csv(path)
+        return
+    for record, seq in iter_records([path]):
+        if not record.fasta and path.lower().endswith(FASTA_SUFFIXES):
+            raise GenomeFormatError(
+                f"{path}:{record.line}: expected a FASTA header line starting with '>' (the file name says FASTA); "
+                "a file of one sequence per line must not be named .fa/.fasta"
+            )
+        if not seq:
+            raise GenomeFormatError(f"{path}:{record.line}: record {record.name!r} has no sequence")
+        yield record.name, seq

@@ -21,8 +21,7 @@ from transformers import HfArgumentParser
 from dnabert2.chunked_output import write_table
 from dnabert2.cli import run
 from dnabert2.dna_tokenizer import BASES
-from dnabert2.embed import read_records
-from dnabert2.genome_io import GenomeFormatError
+from dnabert2.genome_io import GenomeFormatError, read_records
 from dnabert2.variant_effects import (
     DEFAULT_BATCH_SIZE, DEFAULT_FLANK_BP, MUTAGENESIS_MODES, load_scoring_model, model_kind, plot_mutagenesis,
     saturation_mutagenesis,

@@ -29,9 +29,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_paths import ROOT  # bench/bench_paths.py
+
 WORKLOADS = ("a", "b", "c", "d")
 DESCRIPTIONS = {
     "a": "(a) 32 x 500 bp GUE EMP",

@@ -34,12 +34,9 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))  # sibling bench modules, also when imported from tests
+import torch  # torch does not import triton
 
-import torch  # noqa: E402  (torch does not import triton)
+from bench_paths import BENCH, ROOT  # sibling bench modules: bench/ is on sys.path (script folder, or pytest's pythonpath)
 
 SECTIONS = ("aot", "kernel", "parity", "attention", "train")
 GPU_ONLY = ("attention", "train")

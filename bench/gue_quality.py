@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from transformers import HfArgumentParser
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_paths import ROOT  # bench/bench_paths.py
+
 DEV_VISIBLE_TASKS = ["tf/0", "tf/1", "mouse/0", "mouse/2", "mouse/4", "prom/prom_core_all", "prom/prom_core_notata",
                      "prom/prom_300_tata"]
 

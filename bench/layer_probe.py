@@ -14,9 +14,8 @@ import os
 import random
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_paths import ROOT  # bench/bench_paths.py
 
 
 def main(argv=None) -> int:

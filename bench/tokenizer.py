@@ -26,7 +26,8 @@ from tokenizers import Tokenizer, models
 
 from dnabert2.genome_io import iter_windows
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_paths import ROOT  # bench/bench_paths.py
+
 GROUPS = {  # GUE task group -> species, as in the paper
     "prom": "human", "tf": "human", "splice": "human", "EMP": "yeast", "mouse": "mouse", "virus": "virus",
 }

@@ -15,7 +15,6 @@ import argparse
 import random
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,7 +24,7 @@ from dnabert2.genome_io import iter_records
 from dnabert2.modeling_bert import IGNORE_INDEX, BertForMaskedLM
 from dnabert2.pretraining_data import MLMCollator, MLMMasker
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_paths import ROOT  # bench/bench_paths.py
 
 
 def matmul_peak(dtype, device: str) -> float:

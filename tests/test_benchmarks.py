@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SCRIPT = str(REPO_ROOT / "bench" / "cpu_inference.py")
 TINY = ["--preset", "dnabert2-tiny", "--workloads", "a", "--repeats", "2", "--warmup", "1"]

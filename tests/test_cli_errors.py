@@ -13,11 +13,11 @@ import shutil
 import pytest
 import torch
 
-from conftest import FIXTURES, REPO_ROOT, Parity
+from helpers import FIXTURES, REPO_ROOT, Parity
 from dnabert2 import cli
 from dnabert2 import convert_original_checkpoint as converter
 from dnabert2 import embed, finetune_gue, pretrain, train_tokenizer
-from dnabert2.genome_io import GenomeFormatError, iter_records
+from dnabert2.genome_io import GenomeFormatError, iter_records, read_csv
 from dnabert2.gue import GUEDataError, read_split
 
 LAMBDA = REPO_ROOT / "data" / "genomes" / "phage_lambda.fa.gz"
@@ -340,7 +340,7 @@ def test_a_byte_order_mark_is_accepted_in_fasta_and_csv(tmp_path):
     assert read_split(str(csv_path)).sequences[1] == [r.split(",")[0] for r in rows]  # the BOM is not part of 'sequence1'
     rows = ["sequence"] + lambda_lines()[1:3]
     path = write(tmp_path / "s.csv", rows, prefix=codecs.BOM_UTF8)
-    assert [s for _, s in embed.read_csv(path)] == rows[1:]
+    assert [s for _, s in read_csv(path)] == rows[1:]
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])

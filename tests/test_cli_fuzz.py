@@ -20,7 +20,7 @@ import zlib
 import pytest
 import torch
 
-from conftest import FIXTURES, REPO_ROOT, Parity
+from helpers import FIXTURES, REPO_ROOT, Parity
 
 LAMBDA = REPO_ROOT / "data" / "genomes" / "phage_lambda.fa.gz"
 PROM = REPO_ROOT / "data" / "gue_sample" / "prom" / "prom_core_all"

@@ -17,10 +17,8 @@ import torch
 
 pytest.importorskip("triton")
 
-from conftest import REPO_ROOT  # noqa: E402
-
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-import gpu_check  # noqa: E402
+import gpu_check  # noqa: E402  (bench/, on pytest's pythonpath)
+from helpers import REPO_ROOT  # noqa: E402
 
 SCRIPT = REPO_ROOT / "bench" / "gpu_check.py"
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

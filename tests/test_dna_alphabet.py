@@ -10,7 +10,7 @@ import os
 import pytest
 from tokenizers import Tokenizer
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2 import dna_alphabet, genome_io
 from dnabert2.dna_alphabet import canonical, reverse_complement
 from dnabert2.dna_tokenizer import dna_normalizer

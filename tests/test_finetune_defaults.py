@@ -4,7 +4,7 @@ rate by model width (an explicit flag wins)."""
 import json
 import re
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2 import finetune_gue
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.gue import default_learning_rate

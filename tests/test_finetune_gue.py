@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2 import finetune_gue
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records

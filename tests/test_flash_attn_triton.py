@@ -1,17 +1,12 @@
 """The Triton FlashAttention-2 kernel (run by Triton's CPU interpreter, TRITON_INTERPRET=1) against a
 float64 eager reference with an explicit ALiBi bias, one sequence at a time (bench/kernel_check.py)."""
 
-import sys
-
 import pytest
 import torch
 
 triton = pytest.importorskip("triton")
 
-from conftest import REPO_ROOT  # noqa: E402
-
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-from kernel_check import Case, check_case, failures  # noqa: E402
+from kernel_check import Case, check_case, failures  # noqa: E402  (bench/, on pytest's pythonpath)
 from kernel_check import packed_inputs as _packed_inputs  # noqa: E402
 
 from dnabert2.flash_attn_triton import (  # noqa: E402
@@ -116,7 +111,7 @@ def test_head_dim_not_a_multiple_of_8_is_refused():
 
 @pytest.mark.parametrize("name", ["cfg_a", "cfg_b"])
 def test_model_with_triton_backend_matches_parity_fixtures(name, no_grad):
-    from conftest import Parity
+    from helpers import Parity
 
     parity = Parity(name)
     model = parity.model("cls", attn_implementation="triton")

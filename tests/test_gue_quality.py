@@ -1,14 +1,9 @@
 """bench/gue_quality.py turns its per-run result lines into the tables and the curve that BENCHMARKS.md
 quotes: means over seeds, std with ddof=1, tasks in the order given, curve points ordered by steps."""
 
-import importlib.util
 import json
 
-from conftest import REPO_ROOT
-
-spec = importlib.util.spec_from_file_location("gue_quality", REPO_ROOT / "bench" / "gue_quality.py")
-gue_quality = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gue_quality)
+import gue_quality  # bench/, on pytest's pythonpath
 
 
 def write_results(folder, rows, kmer):

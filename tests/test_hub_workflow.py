@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FIXTURES, REPO_ROOT, Parity
+from helpers import FIXTURES, REPO_ROOT, Parity
 from dnabert2 import convert_original_checkpoint as converter
 from dnabert2 import embed as embed_cli
 from dnabert2.dna_tokenizer import load_tokenizer

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from dnabert2 import bert_attention
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2.configuration_bert import BertConfig
 from dnabert2.flash_attn_triton import TRITON_AVAILABLE
 from dnabert2.modeling_bert import BertForMaskedLM, BertForSequenceClassification, BertModel
@@ -340,8 +340,6 @@ def test_saved_folder_holds_code_and_loads_in_a_fresh_offline_process(tmp_path):
 def test_modeling_file_imports_every_remote_code_module_directly():
     """transformers 4.x copies only the direct relative imports of a local remote-code file."""
     import re
-
-    from conftest import REPO_ROOT
 
     def relative_imports(name):
         text = (REPO_ROOT / f"{name}.py").read_text()

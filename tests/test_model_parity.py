@@ -5,6 +5,7 @@ written by save_pretrained."""
 
 import pytest
 import torch
+from helpers import FIXTURES
 from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 ATOL = 1e-5
@@ -118,7 +119,6 @@ def original_117m_state_dict_shapes(config: dict) -> dict[str, tuple[int, ...]]:
 def test_117m_preset_has_the_original_keys_and_shapes_on_the_meta_device():
     import json
 
-    from conftest import FIXTURES
     from dnabert2.configuration_bert import PRESETS, BertConfig
     from dnabert2.modeling_bert import BertForMaskedLM
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2 import pretrain
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records

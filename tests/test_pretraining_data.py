@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records
 from dnabert2.pretraining_data import GenomeCropStream, heldout_examples, sampling_alpha, scan_records

@@ -5,7 +5,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 

@@ -12,7 +12,7 @@ import tracemalloc
 import pytest
 from transformers import AutoTokenizer
 
-from conftest import FIXTURES, REPO_ROOT
+from helpers import FIXTURES, REPO_ROOT
 from dnabert2 import train_tokenizer
 from dnabert2.dna_tokenizer import SPECIAL_TOKENS, kmer_tokenizer, overlapping_kmers, train_bpe
 from dnabert2.genome_io import GenomeFormatError, iter_records, iter_windows

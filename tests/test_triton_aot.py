@@ -16,10 +16,8 @@ import pytest
 
 pytest.importorskip("triton")
 
-from conftest import REPO_ROOT  # noqa: E402
-
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-from triton_aot import SMEM_LIMIT, Job, results_from_json, violations  # noqa: E402
+from helpers import REPO_ROOT  # noqa: E402
+from triton_aot import SMEM_LIMIT, Job, results_from_json, violations  # noqa: E402  (bench/, on pytest's pythonpath)
 
 from dnabert2.flash_attn_triton import GPU_CONFIGS, KERNEL_NAMES  # noqa: E402
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2.dna_tokenizer import BASES
 from dnabert2.variant_effects import (
     ReferenceGenome, Variant, VariantError, RefMismatchError, load_scoring_model, saturation_mutagenesis,
