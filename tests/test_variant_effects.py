@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from helpers import REPO_ROOT
+from dnabert2 import mutagenesis as mutagenesis_cli
+from dnabert2 import score_variants as score_variants_cli  # the script; variant_effects.score_variants is the function
 from dnabert2.dna_tokenizer import BASES
 from dnabert2.variant_effects import (
     ReferenceGenome, Variant, VariantError, RefMismatchError, load_scoring_model, saturation_mutagenesis,
@@ -281,23 +283,8 @@ def test_mutagenesis_pll_cell_matches_score_variants(mlm, mito_seq):
 
 
 def run_score(tmp_path, variants, output, *extra):
-    from score_variants_cli import main
-
-    return main(["--variants", str(variants), "--fasta", MITO, "--output", str(output), "--window_bp", "128",
+    return score_variants_cli.main(["--variants", str(variants), "--fasta", MITO, "--output", str(output), "--window_bp", "128",
                  "--flank_bp", "8", "--fasta_cache_dir", str(tmp_path / "cache"), *extra])
-
-
-@pytest.fixture(autouse=True)
-def _scripts_on_path(monkeypatch):
-    import importlib.util
-    import sys
-
-    for name, file in (("score_variants_cli", "score_variants.py"), ("mutagenesis_cli", "mutagenesis.py")):
-        if name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(name, REPO_ROOT / file)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            sys.modules[name] = module
 
 
 def read_rows(path):
@@ -319,8 +306,6 @@ def test_cli_scores_the_sample_vcf_one_row_per_alt_and_counts_symbolic(tmp_path,
 
 
 def test_cli_resumes_after_a_kill_without_recomputing_and_writes_atomically(tmp_path, monkeypatch):
-    import score_variants_cli
-
     real = score_variants_cli.score_windows
     calls = Counter()
 
@@ -385,18 +370,16 @@ def test_cli_skips_and_counts_ref_mismatches_and_structural_alts(tmp_path, capsy
 
 
 def test_mutagenesis_cli_writes_a_matrix_and_a_heatmap_per_sequence(tmp_path, mito_seq):
-    from mutagenesis_cli import main
-
     fasta = tmp_path / "two.fa"
     fasta.write_text(f">first region\n{mito_seq[100:130]}\n>second\n{mito_seq[200:220]}\n")
     out = tmp_path / "ism"
-    assert main(["--input", str(fasta), "--output_dir", str(out), "--flank_bp", "4"]) == 0
+    assert mutagenesis_cli.main(["--input", str(fasta), "--output_dir", str(out), "--flank_bp", "4"]) == 0
     rows = read_rows(out / "first.csv")
     assert len(rows) == 30 and rows[0]["position"] == "1" and rows[0]["ref"] == mito_seq[100]
     assert rows[0][mito_seq[100]] == "0" and sum(float(rows[0][b]) != 0 for b in BASES) == 3
     assert (out / "first.png").read_bytes()[:4] == b"\x89PNG" and (out / "second.png").exists()
     with pytest.raises(FileExistsError, match="pass --overwrite"):
-        main(["--input", str(fasta), "--output_dir", str(out)])
+        mutagenesis_cli.main(["--input", str(fasta), "--output_dir", str(out)])
 
 
 def test_readme_variant_commands_run_as_written(tmp_path):
