@@ -27,7 +27,7 @@ CLASSIFIER_POOLINGS = ("pooler", "mean")
 # Fields of the original config that this model ignores: read without error, never written.
 IGNORED_ORIGINAL_FIELDS = ("alibi_starting_size", "max_position_embeddings", "position_embedding_type", "use_cache")
 
-# The five special tokens of the DNABERT-2 vocabulary, with their original ids.
+# The id of [PAD] in the DNABERT-2 vocabulary (the five special tokens and their ids: dna_tokenizer.SPECIAL_TOKENS).
 PAD_TOKEN_ID = 3
 
 # Named model sizes (the fields that differ from the defaults), used by pretrain.py and the benchmarks.

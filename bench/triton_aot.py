@@ -34,7 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dnabert2.flash_attn_triton import KERNEL_NAMES
+from dnabert2.flash_attn_triton import KERNEL_NAMES, TRITON_INTERPRET
 
 # Maximum dynamic shared memory per block with opt-in (cudaFuncAttributeMaxDynamicSharedMemorySize),
 # bytes: NVIDIA CUDA C++ Programming Guide, "Compute Capabilities", table "Technical Specifications
@@ -76,7 +76,7 @@ class Result:
 
 
 def _require_compiled_triton() -> None:
-    if os.environ.get("TRITON_INTERPRET") == "1":
+    if TRITON_INTERPRET:  # the kernels were decorated as interpreter functions at import
         raise RuntimeError(
             "bench/triton_aot.py compiles real triton.jit kernels; TRITON_INTERPRET=1 is set in this process. "
             "Run it in a process without TRITON_INTERPRET (tests do so in a subprocess)."
