@@ -1,8 +1,9 @@
 """Sequence embeddings from a DNABERT-2 encoder: pooling, batching, long inputs, strand averaging.
 
 Lives here: `embed()`, also reachable as `BertModel.embed(tokenizer, sequences, ...)` on a model
-loaded with trust_remote_code. Not here: reading files (genome_io.py), the complement table
-(dna_alphabet.py) or the CLI (embed.py).
+loaded with trust_remote_code, and the token windows and batches that prediction.py shares
+(`token_windows`, `window_plan`, `piece_batches`, `kept_parts`). Not here: reading files
+(genome_io.py), the complement table (dna_alphabet.py) or the CLI (embed.py).
 
 Rules
 - Each sequence is tokenized once, without [CLS]/[SEP]. A sequence of at most `max_tokens`

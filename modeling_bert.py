@@ -1,8 +1,8 @@
 """transformers glue for DNABERT-2: the PreTrainedModel classes, task heads and ModelOutputs.
 
 Lives here: `BertModel`, `BertForMaskedLM`, `BertForSequenceClassification`,
-`BertForTokenClassification`, the pooler and MLM
-head, weight init, attention-backend selection and the `triton` name registration.
+`BertForTokenClassification` (both on `_BertClassifierModel`: encoder, dropout, classifier), the
+pooler and MLM head, weight init, attention-backend selection and the `triton` name registration.
 Not here: the encoder blocks (bert_layers.py) or attention math (bert_attention.py).
 
 Works on transformers 5.x (primary) and the latest 4.x.
