@@ -364,6 +364,7 @@ def masked_token_logprobs(
     if not len(requests):
         return values
     input_index: dict[tuple[int, ...], int] = {}  # masked input -> its index
+    inputs: list[tuple[int, ...]] = []
     positions: list[int] = []  # per masked input: where [MASK] is, [CLS] included
     request_input = np.empty(len(requests), dtype=np.int64)  # (requests,): which masked input
     request_target = np.empty(len(requests), dtype=np.int64)  # (requests,): the token that was masked
@@ -372,11 +373,11 @@ def masked_token_logprobs(
         if not 0 <= i < len(ids):
             raise ValueError(f"masked position {i} is outside a sequence of {len(ids)} tokens (expected 0..{len(ids) - 1})")
         masked = (*ids[:i], tokenizer.mask_token_id, *ids[i + 1 :])
-        k = input_index.setdefault(masked, len(input_index))
-        if k == len(positions):
+        k = input_index.setdefault(masked, len(inputs))
+        if k == len(inputs):
+            inputs.append(masked)
             positions.append(i + 1)  # +1: [CLS] comes first
         request_input[r], request_target[r] = k, ids[i]
-    inputs = list(input_index)
     lengths = np.array([len(row) + 2 for row in inputs])  # (inputs,)
     order = np.argsort(lengths, kind="stable")  # masked inputs by length: little padding per batch
     rank = np.empty(len(inputs), dtype=np.int64)
