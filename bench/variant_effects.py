@@ -92,10 +92,12 @@ def tata(args) -> None:
         rows = [r for r in csv.DictReader(f) if r["label"] == "1" and TATA.search(r["sequence"].upper())]
     with open(args.test_csv, newline="") as f:
         positives = sum(r["label"] == "1" for r in csv.DictReader(f))
+    print(f"{len(rows)} of {positives} test positives hold a TATA[AT]A[AT] match", end="")
     if args.max_sequences:
         rows = rows[: args.max_sequences]
+        print(f"; the first {len(rows)} in file order are mutagenized", end="")
+    print("; 3 substitutions per position each")
     torch.set_num_threads(args.threads)
-    print(f"{len(rows)} of {positives} test positives hold a TATA[AT]A[AT] match; 3 x 300 substitutions each")
     print("| model | dev MCC | sequences | mean effect inside the motif | mean effect outside | ratio | "
           "median per-sequence ratio | sequences with inside > outside | CPU s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
