@@ -2,6 +2,7 @@
 
     python bench/variant_effects.py auroc --genomes GENOMES/*.fa.gz GENOMES/*.bgz
     python bench/variant_effects.py tata --models NAME=FINE_TUNED_DIR ... --test_csv GUE/prom/prom_300_tata/test.csv
+    python bench/variant_effects.py tata_table PER_SEQUENCE.csv ...
     python bench/variant_effects.py speed --threads 2
     python bench/variant_effects.py ism --threads 2 --flanks 0 8 32 --count_flanks 0 8 16 32
 
@@ -14,7 +15,8 @@ auroc: positions drawn at random from the held-out tail of every record (its las
 tata: saturation mutagenesis (classifier, delta logit of class 1) of every test positive that
   contains a TATA box (TATA[AT]A[AT]), for each fine-tuned model; per position the mean |delta
   logit| over its 3 substitutions; per model the mean effect inside the motif vs outside it, their
-  ratio, and in how many sequences inside > outside.
+  ratio, and in how many sequences inside > outside. tata_table: the same table from the
+  --per_sequence files of runs (several models, or runs stopped early), over the sequences all finished.
 speed: variants per second of score_windows (default scores) on SNVs of the bundled mitochondrion.
 ism: zero-shot (pll_ratio) saturation mutagenesis of one 300 bp stretch of the bundled mitochondrion,
   per flank_bp: "before" (masked copies deduplicated per (sequence, token), the algorithm up to
@@ -117,6 +119,9 @@ def tata(args) -> None:
                 motif[m.start() : m.end()] = True
             inside_all.append(effect[motif].mean())
             outside_all.append(effect[~motif].mean())
+            if args.per_sequence:
+                with open(args.per_sequence, "a") as f:  # one line per finished sequence: a stopped run keeps them
+                    f.write(f"{name},{k + 1},{inside_all[-1]:.6f},{outside_all[-1]:.6f}\n")
             if (k + 1) % 10 == 0:
                 print(f"  {name}: {k + 1} sequences, {time.process_time() - start:.0f} s CPU", file=sys.stderr, flush=True)
             if k == 0 and args.figure and spec == args.models[0]:
@@ -130,6 +135,26 @@ def tata(args) -> None:
         mcc = evals[-1]["eval_matthews_correlation"] if evals else float("nan")
         print(f"| {name} | {mcc:.3f} | {len(rows)} | {inside.mean():.4f} | {outside.mean():.4f} | {inside.mean() / outside.mean():.2f} | "
               f"{np.median(ratios):.2f} | {int((ratios > 1).sum())} / {len(rows)} | {time.process_time() - start:.0f} |", flush=True)
+
+
+def tata_table(args) -> None:
+    """The tata table from --per_sequence files, over the sequences every model finished (file order)."""
+    import csv
+
+    effects: dict[str, dict[int, tuple[float, float]]] = {}
+    for path in args.files:
+        with open(path, newline="") as f:
+            for name, k, inside, outside in csv.reader(f):
+                effects.setdefault(name, {})[int(k)] = (float(inside), float(outside))
+    common = sorted(set.intersection(*(set(v) for v in effects.values())))
+    print(f"sequences finished by every model: {len(common)} (test positives with a motif, numbers {common[0]}-{common[-1]} in file order)")
+    print("| model | sequences | mean effect inside the motif | mean effect outside | ratio | median per-sequence ratio | sequences with inside > outside |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, per in effects.items():
+        inside, outside = (np.array([per[k][j] for k in common]) for j in (0, 1))  # (sequences,) each
+        ratios = inside / outside
+        print(f"| {name} | {len(common)} | {inside.mean():.4f} | {outside.mean():.4f} | {inside.mean() / outside.mean():.2f} | "
+              f"{np.median(ratios):.2f} | {int((ratios > 1).sum())} / {len(common)} |")
 
 
 def speed(args) -> None:
@@ -281,6 +306,9 @@ def main() -> None:
     t.add_argument("--max_sequences", type=int, default=0, help="0: every motif-bearing test positive")
     t.add_argument("--figure", default="")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--per_sequence", default="", help="append NAME,number,inside,outside per finished sequence to this CSV")
+    tt = sub.add_parser("tata_table")
+    tt.add_argument("files", nargs="+", help="--per_sequence files of tata runs")
     s = sub.add_parser("speed")
     s.add_argument("--model", default=".")
     s.add_argument("--fasta", default="data/genomes/human_mito.fa.gz")
@@ -302,7 +330,7 @@ def main() -> None:
     m.add_argument("--threads", type=int, default=2)
     m.add_argument("--cache_dir", default=None)
     args = p.parse_args()
-    {"auroc": auroc, "tata": tata, "speed": speed, "ism": ism}[args.command](args)
+    {"auroc": auroc, "tata": tata, "tata_table": tata_table, "speed": speed, "ism": ism}[args.command](args)
 
 
 if __name__ == "__main__":
