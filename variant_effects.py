@@ -42,8 +42,8 @@ Saturation mutagenesis (`saturation_mutagenesis`)
     its forward pass too (`masked_token_logprobs` deduplicates masked inputs), which leaves 11,462
     forward rows at flank 32 and 876 at flank 0. Mutagenesis therefore defaults to flank_bp 0
     (DEFAULT_MUTAGENESIS_FLANK_BP: only the tokens that overlap the base, grown to a common
-    stretch as above): as many forward rows as the classifier mode's 900, seconds of CPU
-    (BENCHMARKS.md); pass flank_bp=32 (the variant-scoring default) to also score how the change
+    stretch as above): as many forward rows as the classifier mode's 900 (18.8 CPU-s for
+    300 bp on a loaded 2-core machine, BENCHMARKS.md); pass flank_bp=32 (the variant-scoring default) to also score how the change
     alters its neighbours' likelihood.
 
 Windows: `window_bp` centred on the middle of the REF allele, clipped (not shifted) at contig ends
