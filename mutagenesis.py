@@ -5,9 +5,9 @@
 Input: FASTA / FASTA.gz / bgzip (named by the header) or a CSV with a `sequence` column (named by
 `id` or `name`, else the row number). A classifier checkpoint gives the delta logit of
 --target_class (alt minus ref, whole sequence); an MLM checkpoint gives pll_ratio with the whole
-sequence as the window (variant_effects.py). Per sequence, OUTPUT_DIR/NAME.csv holds one row per
-position (position 1-based, ref base, then A, C, G, T; 0 at the reference base) and
-OUTPUT_DIR/NAME.png the heatmap. Existing files are never replaced without --overwrite.
+sequence as the window and --flank_bp 0 by default (variant_effects.py, "Saturation mutagenesis").
+Per sequence, OUTPUT_DIR/NAME.csv holds one row per position (position 1-based, ref base, then A,
+C, G, T; 0 at the reference base) and OUTPUT_DIR/NAME.png the heatmap. Existing files are never replaced without --overwrite.
 """
 
 import os
@@ -23,7 +23,7 @@ from dnabert2.cli import run
 from dnabert2.dna_tokenizer import BASES
 from dnabert2.genome_io import GenomeFormatError, read_records
 from dnabert2.variant_effects import (
-    DEFAULT_BATCH_SIZE, DEFAULT_FLANK_BP, MUTAGENESIS_MODES, load_scoring_model, model_kind, plot_mutagenesis,
+    DEFAULT_BATCH_SIZE, DEFAULT_MUTAGENESIS_FLANK_BP, MUTAGENESIS_MODES, load_scoring_model, model_kind, plot_mutagenesis,
     saturation_mutagenesis,
 )
 
@@ -37,7 +37,9 @@ class MutagenesisArgs:
     model: str = field(default=REPO_ROOT, metadata={"help": "fine-tuned classifier or MLM checkpoint"})
     mode: str = field(default="", metadata={"help": f"one of {MUTAGENESIS_MODES}; default: classifier if the model is one"})
     target_class: int = field(default=1, metadata={"help": "class whose logit is scored (classifier mode)"})
-    flank_bp: int = DEFAULT_FLANK_BP
+    flank_bp: int = field(default=DEFAULT_MUTAGENESIS_FLANK_BP, metadata={
+        "help": "pll_ratio mode: scored tokens reach this many bp past the base (0: only the tokens on it; "
+                "score_variants.py uses 32, about 13x the work here)"})
     batch_size: int = DEFAULT_BATCH_SIZE
     dtype: str = "float32"
     overwrite: bool = False

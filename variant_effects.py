@@ -33,6 +33,19 @@ Other scores
     With a fine-tuned sequence classifier (no MLM head): delta_logit_<k> and delta_prob_<k>, alt
     minus ref, for every class k.
 
+Saturation mutagenesis (`saturation_mutagenesis`)
+    pll_ratio of all 3 x L substitutions of one sequence, the whole sequence as the window. Every
+    alt sequence is different, so each of its scored tokens costs one forward pass of the whole
+    sequence: the work grows with flank_bp (for 300 bp of human mtDNA, 24,206 masked-token terms at
+    flank 32, 3,034 at flank 0). The ref terms are shared by all 3 x L alts, and a masked alt input
+    that equals another masked input (the substitution re-tokenizes only the masked token) shares
+    its forward pass too (`masked_token_logprobs` deduplicates masked inputs), which leaves 11,462
+    forward rows at flank 32 and 876 at flank 0. Mutagenesis therefore defaults to flank_bp 0
+    (DEFAULT_MUTAGENESIS_FLANK_BP: only the tokens that overlap the base, grown to a common
+    stretch as above): as many forward rows as the classifier mode's 900 (18.8 CPU-s for
+    300 bp on a loaded 2-core machine, BENCHMARKS.md); pass flank_bp=32 (the variant-scoring default) to also score how the change
+    alters its neighbours' likelihood.
+
 Windows: `window_bp` centred on the middle of the REF allele, clipped (not shifted) at contig ends
 and never shorter than the allele; the alt window is the ref window with the allele substituted.
 """
@@ -59,6 +72,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_BP = 1024
 DEFAULT_FLANK_BP = 32
+DEFAULT_MUTAGENESIS_FLANK_BP = 0  # 3 x L variants of one sequence: see "Saturation mutagenesis" above
 DEFAULT_BATCH_SIZE = 64
 ALLELE_LETTERS = frozenset("ACGTN")
 MLM_SCORES = ("pll_ratio",)
@@ -340,43 +354,56 @@ def masked_token_logprobs(
 ) -> np.ndarray:
     """log p(token i | the sequence with token i masked) for each (token ids without specials, i).
 
-    Identical requests are computed once. Rows are sorted by length and batched; the MLM head runs
-    only at the masked position (labels), so no (batch, L, vocab) tensor is built.
+    Requests are grouped by their *masked input* (the ids with token i replaced by [MASK]): one
+    forward pass serves every request with that input, whatever token was there. So the ref window
+    and the alt windows of a substitution that re-tokenizes only the masked token share one pass,
+    and a ref window repeated across variants (saturation mutagenesis) is computed once. Masked
+    inputs are sorted by length and batched; the MLM head runs only at the masked position
+    (labels), so no (batch, L, vocab) tensor is built.
     """
-    seq_index: dict[tuple[int, ...], int] = {}
-    row_index: dict[tuple[int, int], int] = {}
-    keys = []
-    for ids, i in requests:
-        k = seq_index.setdefault(tuple(ids), len(seq_index))
-        keys.append(row_index.setdefault((k, int(i)), len(row_index)))
-    values = np.empty(len(row_index), dtype=np.float64)
-    if not row_index:
+    values = np.empty(len(requests), dtype=np.float64)
+    if not len(requests):
         return values
-    seqs = list(seq_index)
-    width = max(len(s) for s in seqs) + 2
-    table = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)  # (sequences, W)
-    for k, tokens in enumerate(seqs):
-        table[k, : len(tokens) + 2] = torch.tensor([tokenizer.cls_token_id, *tokens, tokenizer.sep_token_id])
-    lengths = torch.tensor([len(s) + 2 for s in seqs])  # (sequences,)
-    rows = torch.tensor(list(row_index), dtype=torch.long)  # (rows, 2): sequence, token index
-    order = torch.argsort(lengths[rows[:, 0]], stable=True)
+    input_index: dict[tuple[int, ...], int] = {}  # masked input -> its index
+    inputs: list[tuple[int, ...]] = []
+    positions: list[int] = []  # per masked input: where [MASK] is, [CLS] included
+    request_input = np.empty(len(requests), dtype=np.int64)  # (requests,): which masked input
+    request_target = np.empty(len(requests), dtype=np.int64)  # (requests,): the token that was masked
+    for r, (ids, i) in enumerate(requests):
+        i = int(i)
+        if not 0 <= i < len(ids):
+            raise ValueError(f"masked position {i} is outside a sequence of {len(ids)} tokens (expected 0..{len(ids) - 1})")
+        masked = (*ids[:i], tokenizer.mask_token_id, *ids[i + 1 :])
+        k = input_index.setdefault(masked, len(inputs))
+        if k == len(inputs):
+            inputs.append(masked)
+            positions.append(i + 1)  # +1: [CLS] comes first
+        request_input[r], request_target[r] = k, ids[i]
+    lengths = np.array([len(row) + 2 for row in inputs])  # (inputs,)
+    order = np.argsort(lengths, kind="stable")  # masked inputs by length: little padding per batch
+    rank = np.empty(len(inputs), dtype=np.int64)
+    rank[order] = np.arange(len(inputs))
+    by_rank = np.argsort(rank[request_input], kind="stable")  # requests in the order their inputs are run
+    bounds = np.searchsorted(rank[request_input][by_rank], np.arange(0, len(inputs) + batch_size, batch_size))
     device = _device(model)
-    for b in range(0, len(order), batch_size):
-        batch = order[b : b + batch_size]  # (batch,)
-        seq, pos = rows[batch, 0], rows[batch, 1] + 1  # +1: [CLS] comes first
-        length = int(lengths[seq].max())
-        ids = table[seq, :length].clone()  # (batch, L)
-        mask = (torch.arange(length)[None, :] < lengths[seq][:, None]).long()  # (batch, L)
+    for n, b in enumerate(range(0, len(inputs), batch_size)):
+        batch = order[b : b + batch_size]  # (batch,) masked-input indices
+        length = int(lengths[batch].max())
+        ids = torch.full((len(batch), length), tokenizer.pad_token_id, dtype=torch.long)  # (batch, L)
+        for row, k in enumerate(batch):
+            ids[row, : lengths[k]] = torch.tensor([tokenizer.cls_token_id, *inputs[k], tokenizer.sep_token_id])
+        mask = (torch.arange(length)[None, :] < torch.as_tensor(lengths[batch])[:, None]).long()  # (batch, L)
+        pos = torch.as_tensor([positions[k] for k in batch])  # (batch,)
         arange = torch.arange(len(batch))
-        targets = ids[arange, pos].clone()  # (batch,)
-        labels = torch.full_like(ids, IGNORE_INDEX)  # (batch, L)
-        labels[arange, pos] = targets
-        ids[arange, pos] = tokenizer.mask_token_id
+        labels = torch.full_like(ids, IGNORE_INDEX)  # (batch, L): marks the one position the head runs at
+        labels[arange, pos] = tokenizer.pad_token_id  # any token id: only the position matters here
         with torch.no_grad():
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).logits
-        logp = torch.log_softmax(logits.float(), dim=-1)  # (batch, vocab): one labelled position per row, in row order
-        values[batch.numpy()] = logp.gather(1, targets.to(device)[:, None]).squeeze(1).double().cpu().numpy()
-    return values[np.asarray(keys, dtype=np.int64)]
+        logp = torch.log_softmax(logits.float(), dim=-1).double().cpu()  # (batch, vocab), in row order
+        mine = by_rank[bounds[n] : bounds[n + 1]]  # (k,) requests served by this batch
+        rows = torch.as_tensor(rank[request_input[mine]] - b)  # (k,) their row in the batch
+        values[mine] = logp[rows, torch.as_tensor(request_target[mine])].numpy()
+    return values
 
 
 def _classifier_logits(model, tokenizer, sequences: Sequence[str], batch_size: int) -> np.ndarray:
@@ -500,13 +527,14 @@ def saturation_mutagenesis(
     sequence: str,
     mode: str | None = None,
     target_class: int = 1,
-    flank_bp: int = DEFAULT_FLANK_BP,
+    flank_bp: int = DEFAULT_MUTAGENESIS_FLANK_BP,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> np.ndarray:
     """(len(sequence), 4) effects of every single-base change, columns in BASES order (A, C, G, T).
 
     mode "classifier": delta logit of `target_class` (alt minus ref) for the whole sequence;
-    mode "pll_ratio": pll_ratio with the whole sequence as the window (MLM checkpoints).
+    mode "pll_ratio": pll_ratio with the whole sequence as the window (MLM checkpoints), flank_bp
+    0 by default (module docstring, "Saturation mutagenesis").
     Default: "classifier" for a classifier, else "pll_ratio". The reference base's cell is 0; a
     position whose base is not A/C/G/T (e.g. N) is NaN in every column.
     """

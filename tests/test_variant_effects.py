@@ -20,8 +20,8 @@ from dnabert2 import mutagenesis as mutagenesis_cli
 from dnabert2 import score_variants as score_variants_cli  # the script; variant_effects.score_variants is the function
 from dnabert2.dna_tokenizer import BASES
 from dnabert2.variant_effects import (
-    ReferenceGenome, Variant, VariantError, RefMismatchError, load_scoring_model, saturation_mutagenesis,
-    score_variants, score_windows, scored_tokens, window_from_sequence,
+    ReferenceGenome, Variant, VariantError, RefMismatchError, load_scoring_model, masked_token_logprobs,
+    saturation_mutagenesis, score_variants, score_windows, scored_tokens, window_from_sequence,
 )
 
 GENOMES = REPO_ROOT / "data" / "genomes"
@@ -277,6 +277,60 @@ def test_mutagenesis_pll_cell_matches_score_variants(mlm, mito_seq):
     alt = "C" if seq[9] != "C" else "G"
     single = score_variants(model, tokenizer, [window_from_sequence(seq, 9, seq[9], alt)], scores=["pll_ratio"], flank_bp=8)
     assert matrix[9, BASES.index(alt)] == pytest.approx(single["pll_ratio"][0], abs=1e-5)
+
+
+def test_mutagenesis_pll_equals_a_naive_computation_cell_by_cell(mlm, mito_seq):
+    """Every cell of the deduplicated, batched matrix is the direct masked-PLL difference over its
+    scored tokens (full logits, one masked copy and one forward pass at a time)."""
+    model, tokenizer = mlm
+    seq = mito_seq[2210:2226]  # 16 bp of MT-RNR2, 48 substitutions
+    flank = 4
+    matrix = saturation_mutagenesis(model, tokenizer, seq, flank_bp=flank, batch_size=7)
+    ref_ids, ref_spans = spans_of(tokenizer, seq)
+    ref_terms = {}
+    for pos, base in enumerate(seq):
+        for alt in BASES:
+            if alt == base:
+                assert matrix[pos, BASES.index(alt)] == 0.0
+                continue
+            alt_seq = seq[:pos] + alt + seq[pos + 1 :]
+            _, alt_spans = spans_of(tokenizer, alt_seq)
+            ref_idx, alt_idx, _, _ = scored_tokens(ref_spans, alt_spans, pos, 1, 1, flank)
+            for i in ref_idx:
+                if i not in ref_terms:
+                    ref_terms[i] = direct_pll(model, tokenizer, seq, [i])
+            expected = direct_pll(model, tokenizer, alt_seq, alt_idx) - sum(ref_terms[i] for i in ref_idx)
+            assert matrix[pos, BASES.index(alt)] == pytest.approx(expected, abs=1e-4), (pos, alt)
+    assert np.abs(matrix).max() > 0.1  # real changes, not a matrix of zeros
+
+
+def test_mutagenesis_pll_runs_one_forward_row_per_distinct_masked_input(mlm, mito_seq):
+    """The ref window is masked once per token for all 3 x L alts, and alts whose masked input equals
+    another's (a substitution that re-tokenizes only the masked token) share its forward row."""
+    model, tokenizer = mlm
+    seq = mito_seq[6000:6060]
+    flank = 0
+    ref_ids, ref_spans = spans_of(tokenizer, seq)
+    distinct, requests = set(), 0
+    for pos, base in enumerate(seq):
+        for alt in BASES:
+            if alt != base:
+                alt_ids, alt_spans = spans_of(tokenizer, seq[:pos] + alt + seq[pos + 1 :])
+                ref_idx, alt_idx, _, _ = scored_tokens(ref_spans, alt_spans, pos, 1, 1, flank)
+                for ids, idx in ((ref_ids, ref_idx), (alt_ids, alt_idx)):
+                    for i in idx:
+                        distinct.add((*ids[:i], tokenizer.mask_token_id, *ids[i + 1 :]))
+                        requests += 1
+    rows = []
+    hook = model.register_forward_pre_hook(lambda module, args, kwargs: rows.append(len(kwargs["input_ids"])), with_kwargs=True)
+    try:
+        saturation_mutagenesis(model, tokenizer, seq, flank_bp=flank)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(distinct)
+    assert len(distinct) < requests / 3  # the sharing is what makes zero-shot mutagenesis fast
+    with pytest.raises(ValueError, match=r"masked position 5 is outside a sequence of 3 tokens \(expected 0..2\)"):
+        masked_token_logprobs(model, tokenizer, [([10, 11, 12], 5)])
 
 
 # ------------------------------------------------------------------ command lines
