@@ -230,9 +230,8 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     )
     if training_args.fsdp and not trainer.is_fsdp_enabled:
         # accelerate enables its FSDP plugin only for GPU-like distributed types: on CPU it would train unsharded.
-        flags = " ".join(training_args.fsdp) if isinstance(training_args.fsdp, list) else str(training_args.fsdp)
         raise ValueError(
-            f"--fsdp {flags!r} was given but accelerate did not enable FSDP (distributed type "
+            "--fsdp was given but accelerate did not enable FSDP (distributed type "
             f"{trainer.accelerator.distributed_type.value}); FSDP needs GPUs (MULTI_GPU, NPU, XPU, ...), "
             "not --use_cpu. Drop --fsdp for CPU runs (DDP over gloo)"
         )

@@ -93,5 +93,4 @@ def test_fsdp_flag_on_cpu_is_refused_not_silently_dropped(tmp_path):
            "--output_dir", str(tmp_path / "out")]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
     assert result.returncode != 0
-    assert ("--fsdp 'full_shard auto_wrap' was given but accelerate did not enable FSDP (distributed type MULTI_CPU)"
-            in result.stderr), result.stderr[-3000:]
+    assert "--fsdp was given but accelerate did not enable FSDP (distributed type MULTI_CPU)" in result.stderr, result.stderr[-3000:]
