@@ -5,6 +5,8 @@ validation with file:line errors, record streaming in bounded memory and fixed-s
 `canonical` and `reverse_complement` are re-exported from dna_alphabet.py for these callers.
 Not here: the alphabet, complement or canonical tables (dna_alphabet.py), tokenization or anything
 torch.
+Also here: `record_index`, the (name, length) of every record of a file, cached in a folder keyed by the
+file's absolute path, size and modification time, so a second start skips the full read.
 
 Conventions
 - Letters: the IUPAC nucleotide codes in either case, plus U (RNA) (dna_alphabet.IUPAC_LETTERS).
@@ -21,18 +23,24 @@ Conventions
 
 import codecs
 import gzip
+import hashlib
 import io
+import json
+import logging
 import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from .chunked_output import atomic_write
 from .dna_alphabet import IUPAC_LETTERS, canonical, reverse_complement
 
 __all__ = [
     "GenomeFormatError", "Record", "IUPAC_LETTERS", "canonical", "reverse_complement",
-    "iter_record_chunks", "iter_records", "iter_windows", "split_n_runs",
+    "iter_record_chunks", "iter_records", "iter_windows", "split_n_runs", "record_index", "default_index_cache",
 ]
+
+logger = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)  # truncated stream, bad CRC, corrupt block
@@ -196,6 +204,57 @@ def iter_records(paths: Iterable[str]) -> Iterator[tuple[Record, str]]:
     for path in paths:
         for record, pieces in iter_record_chunks(str(path)):
             yield record, "".join(pieces)
+
+
+INDEX_CACHE_ENV = "DNABERT2_INDEX_CACHE"  # overrides the default folder of cached record indexes
+_INDEX_VERSION = 1  # bump when the index format or the reader's record rules change
+
+
+def default_index_cache() -> str:
+    """$DNABERT2_INDEX_CACHE, else $XDG_CACHE_HOME/dnabert2/record_index (~/.cache when unset)."""
+    if os.environ.get(INDEX_CACHE_ENV):
+        return os.environ[INDEX_CACHE_ENV]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "dnabert2", "record_index")
+
+
+def _file_key(path: str) -> dict:
+    stat = os.stat(path)
+    return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "version": _INDEX_VERSION}
+
+
+def record_index(path: str, cache_dir: str | None = None) -> list[tuple[str, int]]:
+    """(name, length in bp) of every record of `path`, in file order.
+
+    With `cache_dir` the index is read from / written to CACHE_DIR/<sha1 of path, size, mtime>.json
+    (written atomically: temporary name, then rename); a changed file has another key, so a stale
+    index is never used. Without it every call reads the whole file. An unreadable or corrupt cache
+    entry is logged and rebuilt.
+    """
+    key = _file_key(path) if cache_dir else None
+    entry = None
+    if cache_dir:
+        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        entry = os.path.join(cache_dir, f"{digest}.json")
+        if os.path.isfile(entry):
+            try:
+                with open(entry) as f:
+                    cached = json.load(f)
+                if cached["key"] == key:
+                    return [(name, length) for name, length in cached["records"]]
+                logger.warning("record index %s belongs to another file version; rebuilding it", entry)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                logger.warning("record index %s is unreadable (%s); rebuilding it", entry, e)
+    records = [(record.name, sum(len(p) for p in pieces)) for record, pieces in iter_record_chunks(path)]
+    if entry:
+        os.makedirs(cache_dir, exist_ok=True)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w") as f:
+                json.dump({"key": key, "records": records}, f)
+
+        atomic_write(entry, write)
+    return records
 
 
 def iter_windows(paths: Iterable[str], window: int, stride: int | None = None) -> Iterator[tuple[Record, int, str]]:

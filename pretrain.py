@@ -2,6 +2,11 @@
 
     python pretrain.py --model_config dnabert2-small --train_files data/genomes/*.fa.gz \
         --output_dir runs/small --max_steps 2000 --per_device_train_batch_size 32 --learning_rate 1e-3
+    python pretrain.py --dataset_name corpus/*.parquet --sequence_column sequence ...   # or a Hub id / folder
+
+Training data is FASTA files (--train_files) or one `datasets` source (--dataset_name, streamed;
+dataset_records.py); both feed the same crop pipeline. FASTA record indexes are cached
+(--index_cache_dir) so a restart does not read every input before training.
 
 All TrainingArguments are available (bf16, gradient accumulation and checkpointing, FSDP /
 DeepSpeed, push_to_hub, ...); torchrun / accelerate launch it on several processes. Data logic
@@ -23,7 +28,8 @@ from dnabert2.cli import OutputArguments, ScriptParser, at_least, load_pretraine
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.modeling_bert import IGNORE_INDEX, BertForMaskedLM
-from dnabert2.pretraining_data import GenomeCropStream, MLMCollator, heldout_examples, scan_records
+from dnabert2.genome_io import default_index_cache
+from dnabert2.pretraining_data import FastaSource, GenomeCropStream, MLMCollator, RecordSource, heldout_examples
 from dnabert2.training_callbacks import (
     CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, end_distributed, plot_curves, save_tokenizer,
 )
@@ -44,7 +50,18 @@ class ModelArguments:
 class DataArguments:
     train_files: list[str] = field(default_factory=list, metadata={"help": "FASTA / FASTA.gz / bgzip / text files"})
     eval_files: list[str] = field(default_factory=list, metadata={"help": "held-out files; default: each record's tail"})
-    eval_fraction: float = field(default=0.02, metadata=within(0, 1, "tail of each training record held out for eval", high_open=True))
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "instead of --train_files: a `datasets` Hub id, a local folder (also save_to_disk), or "
+                ".parquet/.json/.jsonl/.csv/.tsv/.txt files (a glob); read streaming"})
+    dataset_config: str | None = field(default=None, metadata={"help": "configuration (subset) of --dataset_name"})
+    dataset_split: str = field(default="train", metadata={"help": "split of --dataset_name to train on"})
+    sequence_column: str | None = field(default=None, metadata={"help": "column of --dataset_name holding the DNA (required with it)"})
+    eval_split: str | None = field(default=None, metadata={"help": "split of --dataset_name held out for eval; default: "
+                                                                   "a hash-chosen --eval_fraction of its records"})
+    eval_fraction: float = field(default=0.02, metadata=within(
+        0, 1, "held out for eval: the tail of each FASTA record, or this share of a dataset's records", high_open=True))
+    index_cache_dir: str = field(default_factory=default_index_cache, metadata={
+        "help": "folder of cached FASTA record indexes (keyed by path, size, mtime); 'none': read every file at start"})
     min_bp: int = field(default=200, metadata=at_least(1, "shortest training crop"))
     max_bp: int = field(default=1000, metadata=at_least(1, "longest training crop (also the eval window)"))
     rc_prob: float = field(default=0.5, metadata=within(0, 1, "probability of reverse-complementing a crop"))
@@ -122,10 +139,37 @@ class MLMTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
+def sources(data_args: DataArguments, training_args: TrainingArguments) -> tuple[RecordSource, RecordSource]:
+    """(training source, evaluation source): FASTA files or a `datasets` source (split by process under torchrun)."""
+    cache = None if data_args.index_cache_dir.lower() == "none" else data_args.index_cache_dir
+    if data_args.train_files:
+        train: RecordSource = FastaSource(data_args.train_files, cache)
+    else:
+        from dnabert2.dataset_records import DatasetSource
+
+        name, column, config = data_args.dataset_name, data_args.sequence_column, data_args.dataset_config
+        world, rank = training_args.world_size, training_args.process_index
+        train = DatasetSource(name, column, config, data_args.dataset_split, rank=rank, world=world)
+        if data_args.eval_split:
+            return train, DatasetSource(name, column, config, data_args.eval_split)
+        if world > 1 and not data_args.eval_files:
+            return train, DatasetSource(name, column, config, data_args.dataset_split)
+    if data_args.eval_files:
+        return train, FastaSource(data_args.eval_files, cache)
+    return train, train
+
+
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, run_args: RunArguments):
     """Validate the arguments and build (trainer, eval examples)."""
-    if not data_args.train_files:
-        raise ValueError("give --train_files (FASTA, FASTA.gz, bgzip or one-sequence-per-line files)")
+    if bool(data_args.train_files) == bool(data_args.dataset_name):
+        raise ValueError("give either --train_files (FASTA, FASTA.gz, bgzip or one-sequence-per-line files) or "
+                         "--dataset_name (a `datasets` source), not " + ("both" if data_args.train_files else "neither"))
+    if data_args.dataset_name and not data_args.sequence_column:
+        raise ValueError(f"--dataset_name {data_args.dataset_name}: give --sequence_column (the column holding the DNA)")
+    if data_args.eval_split and not data_args.dataset_name:
+        raise ValueError(f"--eval_split {data_args.eval_split} needs --dataset_name")
+    if data_args.eval_split and data_args.eval_files:
+        raise ValueError("give --eval_split or --eval_files, not both")
     if data_args.min_bp > data_args.max_bp:
         raise ValueError(f"--min_bp {data_args.min_bp} is larger than --max_bp {data_args.max_bp}")
     if training_args.max_steps <= 0:
@@ -143,9 +187,16 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     else:
         model = BertForMaskedLM(load_config(model_args, len(tokenizer)))
 
-    eval_fraction = 0.0 if data_args.eval_files else data_args.eval_fraction
-    spans = scan_records(data_args.train_files, eval_fraction, data_args.min_bp)
-    eval_spans = scan_records(data_args.eval_files, 1.0, 0) if data_args.eval_files else spans
+    source, eval_source = sources(data_args, training_args)
+    separate_eval = bool(data_args.eval_files or data_args.eval_split)
+    eval_fraction = 0.0 if separate_eval else data_args.eval_fraction
+    spans = source.scan(eval_fraction, data_args.min_bp)
+    if separate_eval:
+        eval_spans = eval_source.scan(1.0, 0)
+    elif eval_source is not source:  # a dataset split across processes: every process scores the same held-out set
+        eval_spans = eval_source.scan(eval_fraction, data_args.min_bp)
+    else:
+        eval_spans = spans
     # Every process reads its own shard of the stream (batches of different processes differ in length,
     # which accelerate's default dispatching cannot concatenate).
     training_args.accelerator_config.dispatch_batches = False
@@ -153,13 +204,13 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     train_data = GenomeCropStream(
         spans, tokenizer, data_args.min_bp, data_args.max_bp, data_args.rc_prob, data_args.max_n_fraction,
         seed=training_args.seed, mlm_probability=data_args.mlm_probability, group_size=group,
-        shuffle_buffer=data_args.shuffle_buffer, sampling=data_args.sampling,
+        shuffle_buffer=data_args.shuffle_buffer, sampling=data_args.sampling, source=source,
     )
     eval_data = None
     if training_args.eval_strategy != "no" or training_args.do_eval:
         eval_data = heldout_examples(
             eval_spans, tokenizer, data_args.max_bp, data_args.max_eval_examples, training_args.seed,
-            data_args.mlm_probability, data_args.max_n_fraction,
+            data_args.mlm_probability, data_args.max_n_fraction, source=eval_source,
         )
 
     callbacks = [TokenizerFilesCallback(tokenizer), CSVLogCallback(os.path.join(training_args.output_dir, "log.csv"))]
@@ -177,6 +228,13 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
         processing_class=tokenizer,
         record_batches=run_args.record_batches,
     )
+    if training_args.fsdp and not trainer.is_fsdp_enabled:
+        # accelerate enables its FSDP plugin only for GPU-like distributed types: on CPU it would train unsharded.
+        raise ValueError(
+            "--fsdp was given but accelerate did not enable FSDP (distributed type "
+            f"{trainer.accelerator.distributed_type.value}); FSDP needs GPUs (MULTI_GPU, NPU, XPU, ...), "
+            "not --use_cpu. Drop --fsdp for CPU runs (DDP over gloo)"
+        )
     return trainer, tokenizer
 
 

@@ -1,9 +1,13 @@
 """Data for MLM pretraining on genomes: streamed random crops, a held-out evaluation set, masking.
 
 Lives here: `GenomeCropStream` (an IterableDataset of tokenized random crops), `heldout_examples`
-(the fixed evaluation set), `MLMCollator` (15% masking, 80/10/10, padding) and the record scan
-that splits each record into a training part and a held-out tail. Not here: reading FASTA
-(genome_io.py), the model, or Trainer glue (pretrain.py).
+(the fixed evaluation set), `MLMCollator` (15% masking, 80/10/10, padding), the record scan
+that splits each record into a training part and a held-out tail, and `FastaSource`, the FASTA
+side of the `RecordSource` interface. The crop pipeline is one: it reads records only through a
+RecordSource (`scan` gives the record index, `regions` the sequence of chosen regions), so FASTA
+files and `datasets` sources (dataset_records.DatasetSource) get the same crops, reverse
+complements, N filter, masks and length grouping. Not here: reading FASTA (genome_io.py), opening
+`datasets` sources (dataset_records.py), the model, or Trainer glue (pretrain.py).
 
 How the stream is made (deterministic given the seed and the epoch):
 - Each record's last `eval_fraction` is held out; training crops come only from the part before it.
@@ -18,7 +22,9 @@ How the stream is made (deterministic given the seed and the epoch):
 - Files are interleaved round-robin and crops pass through a shuffle buffer, then are grouped
   into batches of similar token length (little padding) whose order is shuffled again.
 - Each process (torchrun) and DataLoader worker takes every k-th batch group, so ranks see
-  different data and no batch is sent between processes.
+  different data and no batch is sent between processes. A source that is already split by rank
+  (`sharded_by_rank`: a `datasets` source under torchrun, split_dataset_by_node) gives each process
+  its own records; then only the DataLoader workers take every k-th group.
 - A pass that gives a reader no batch at all (too little usable sequence for one batch) is an
   EmptyPassError naming the crops kept and skipped and the batch size, never an endless loop.
 """
@@ -28,13 +34,14 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .dna_alphabet import reverse_complement
 from .dna_tokenizer import SPECIAL_TOKENS
-from .genome_io import iter_record_chunks
+from .genome_io import iter_record_chunks, record_index
 from .modeling_bert import IGNORE_INDEX
 
 SPECIAL_IDS_BELOW = len(SPECIAL_TOKENS)  # ids below are [UNK] [CLS] [SEP] [PAD] [MASK]: never masked, never sampled
@@ -53,22 +60,59 @@ class RecordSpan:
     train_end: int  # crops for training lie in [0, train_end); [train_end, length) is held out
 
 
-def scan_records(paths: list[str], eval_fraction: float, min_bp: int) -> list[RecordSpan]:
-    """One streaming pass over the inputs to learn the record lengths (bounded memory)."""
-    spans = []
-    for path in paths:
-        for index, (record, pieces) in enumerate(iter_record_chunks(path)):
-            length = sum(len(p) for p in pieces)
-            held_out = math.ceil(length * eval_fraction) if eval_fraction > 0 else 0
-            spans.append(RecordSpan(path, index, record.name, length, length - held_out))
-    usable = [s for s in spans if s.train_end >= min_bp]
-    if not usable:
+Regions = dict[int, tuple[int, int]]  # record index -> [start, end) in bp
+
+
+class RecordSource(Protocol):
+    """Where the one crop pipeline reads records from (FASTA files or a `datasets` source)."""
+
+    sharded_by_rank: bool  # True: each torchrun process already holds only its own records
+
+    def scan(self, eval_fraction: float, min_bp: int) -> list[RecordSpan]:
+        """The record index; each span's `path` is the key that `regions` takes and `sampling` weighs."""
+        ...
+
+    def regions(self, key: str, regions: Regions) -> Iterator[tuple[int, Iterator[str]]]:
+        """One pass over `key` in record order: (index, canonical pieces of [start, end)) per index in `regions`."""
+        ...
+
+
+def check_usable(spans: list[RecordSpan], min_bp: int, eval_fraction: float, inputs: str) -> list[RecordSpan]:
+    """`spans`, or a ValueError when no record has a training region of min_bp bp."""
+    if not any(s.train_end >= min_bp for s in spans):
         longest = max((s.train_end for s in spans), default=0)
         raise ValueError(
             f"no record has a training region of at least min_bp={min_bp} bp (longest: {longest} bp "
-            f"after holding out eval_fraction={eval_fraction}) in {', '.join(paths)}"
+            f"after holding out eval_fraction={eval_fraction}) in {inputs}"
         )
     return spans
+
+
+def scan_records(paths: list[str], eval_fraction: float, min_bp: int, cache_dir: str | None = None) -> list[RecordSpan]:
+    """The record lengths of FASTA inputs (genome_io.record_index: cached in `cache_dir` when given)."""
+    spans = []
+    for path in paths:
+        for index, (name, length) in enumerate(record_index(path, cache_dir)):
+            held_out = math.ceil(length * eval_fraction) if eval_fraction > 0 else 0
+            spans.append(RecordSpan(path, index, name, length, length - held_out))
+    return check_usable(spans, min_bp, eval_fraction, ", ".join(paths))
+
+
+class FastaSource:
+    """FASTA / FASTA.gz / bgzip / text files; each file is one key (one genome for `sampling`).
+
+    Held out: the last `eval_fraction` of every record."""
+
+    sharded_by_rank = False
+
+    def __init__(self, paths: list[str], cache_dir: str | None = None):
+        self.paths, self.cache_dir = list(paths), cache_dir
+
+    def scan(self, eval_fraction: float, min_bp: int) -> list[RecordSpan]:
+        return scan_records(self.paths, eval_fraction, min_bp, self.cache_dir)
+
+    def regions(self, key: str, regions: Regions) -> Iterator[tuple[int, Iterator[str]]]:
+        return _regions(key, regions)
 
 
 SAMPLING_ALPHA = {"length": 1.0, "genome": 0.0}  # named `sampling` modes and their exponent
@@ -123,23 +167,27 @@ def _regions(path: str, regions: dict[int, tuple[int, int]]) -> Iterator[tuple[i
 
 
 def _tile(pieces: Iterator[str], lengths: Iterator[int], min_bp: int) -> Iterator[str]:
-    """Cut a stream of pieces into consecutive tiles of the given lengths; a last tile >= min_bp is kept."""
+    """Cut a stream of pieces into consecutive tiles of the given lengths; a last tile >= min_bp is kept.
+
+    Tiles are sliced at a moving start, so a piece of a whole chromosome (a `datasets` row) is
+    copied once per piece, not once per tile."""
     length = next(lengths)
-    buffer = ""
+    buffer, start = "", 0
     for piece in pieces:
-        buffer += piece
-        while len(buffer) >= length:
-            yield buffer[:length]
-            buffer = buffer[length:]
+        buffer = buffer[start:] + piece if start < len(buffer) else piece
+        start = 0
+        while len(buffer) - start >= length:
+            yield buffer[start : start + length]
+            start += length
             length = next(lengths)
-    if len(buffer) >= min_bp:
-        yield buffer
+    if len(buffer) - start >= min_bp:
+        yield buffer[start:]
 
 
-def _shard() -> tuple[int, int]:
-    """(index, count) of this reader among all processes and DataLoader workers."""
+def _shard(ranks: bool = True) -> tuple[int, int]:
+    """(index, count) of this reader among all processes (unless `ranks` is False) and DataLoader workers."""
     rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if ranks and torch.distributed.is_available() and torch.distributed.is_initialized():
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     worker = get_worker_info()
     workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
@@ -168,7 +216,9 @@ class GenomeCropStream(IterableDataset):
         shuffle_buffer: int = 4096,
         groups_per_sort: int = 32,
         sampling: str = "length",
+        source: RecordSource | None = None,
     ):
+        self.source: RecordSource = source if source is not None else FastaSource([])
         self.spans = [s for s in spans if s.train_end >= min_bp]
         self.rates = file_rates(self.spans, sampling_alpha(sampling))
         self.tokenizer = tokenizer
@@ -193,7 +243,7 @@ class GenomeCropStream(IterableDataset):
                     for index, (_, end) in regions[path].items():
                         span_length = end
                         regions[path][index] = (rng.randrange(0, max(1, min(self.max_bp, span_length - self.min_bp + 1))), end)
-                for _, pieces in _regions(path, regions[path]):
+                for _, pieces in self.source.regions(path, regions[path]):
                     for crop in _tile(pieces, lengths, self.min_bp):
                         if keep >= 1.0 or rng.random() < keep:
                             yield crop
@@ -244,7 +294,7 @@ class GenomeCropStream(IterableDataset):
 
     def passes(self, count: int | None = None) -> Iterator[dict]:
         """The stream, limited to `count` passes over the corpus (None: endless)."""
-        shard_index, num_shards = _shard()
+        shard_index, num_shards = _shard(ranks=not self.source.sharded_by_rank)
         n = 0
         for pass_index in itertools.count() if count is None else range(count):
             rng = random.Random(f"{self.seed}-{pass_index}")
@@ -272,7 +322,7 @@ class GenomeCropStream(IterableDataset):
 
 def heldout_examples(
     spans: list[RecordSpan], tokenizer, window_bp: int, max_examples: int, seed: int = 0, mlm_probability: float = 0.15,
-    max_n_fraction: float = 0.1,
+    max_n_fraction: float = 0.1, source: RecordSource | None = None,
 ) -> list[dict]:
     """The fixed evaluation set: the held-out tail of each record tiled into window_bp pieces.
 
@@ -284,7 +334,7 @@ def heldout_examples(
     for span in spans:
         regions.setdefault(span.path, {})[span.index] = (span.train_end, span.length)
     for path, file_regions in regions.items():
-        for _, pieces in _regions(path, file_regions):
+        for _, pieces in (source or FastaSource([])).regions(path, file_regions):
             windows.extend(_tile(pieces, iter(lambda: window_bp, None), window_bp // 4))
     windows = [w for w in windows if w.count("N") <= max_n_fraction * len(w)]
     if not windows:

@@ -12,6 +12,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TRITON_INTERPRET"] = "1"
 os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="dnabert2-hf-modules-"))
+os.environ.setdefault("DNABERT2_INDEX_CACHE", tempfile.mkdtemp(prefix="dnabert2-record-index-"))  # never ~/.cache
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
