@@ -90,12 +90,12 @@ def flops(lengths: list[int], config) -> float:
     return sum(n * linear + 4 * n * n * h * layers for n in lengths)
 
 
-def matmul_peak(dtype_name: str, threads: int) -> float:
+def matmul_peak(dtype_name: str, threads: int, size: int = 2048) -> float:
     import torch
 
     torch.set_num_threads(threads)
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     for _ in range(3):
         a @ b
     times = []
@@ -103,7 +103,7 @@ def matmul_peak(dtype_name: str, threads: int) -> float:
         start = time.perf_counter()
         a @ b
         times.append(time.perf_counter() - start)
-    return 2 * 2048**3 / min(times)
+    return 2 * size**3 / min(times)
 
 
 def run_rows(workload: str, rows: list[tuple[str, str]], args) -> dict:
@@ -233,6 +233,9 @@ def main() -> None:
                    help="time all rows of a workload in one process, pass by pass in turn (peak RSS is then shared)")
     p.add_argument("--workloads", default="abcd")
     p.add_argument("--rows", default=",".join(f"{b}:{d}" for b, d in ROWS), help="backend:dtype,...")
+    p.add_argument("--peak-size", type=int, default=2048,
+                   help="side of the square matmul that measures the roofline (smaller for smoke runs: on CPUs "
+                        "without native bf16, e.g. AVX2 only, one 2048^2 bf16 matmul takes tens of seconds)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # a workload: run its --rows here, print JSON
     args = p.parse_args()
 
@@ -241,9 +244,9 @@ def main() -> None:
         print(json.dumps(run_rows(args.worker, rows, args)))
         return
 
-    peaks = {d: matmul_peak(d, args.threads) for d in ("float32", "bfloat16")}
-    print(f"matmul roofline ({args.threads} threads, 2048^2): fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s\n")
+    peaks = {d: matmul_peak(d, args.threads, args.peak_size) for d in sorted({d for _, d in rows})}
+    print(f"matmul roofline ({args.threads} threads, {args.peak_size}^2): "
+          + ", ".join(f"{d} {peak / 1e9:.0f} GFLOP/s" for d, peak in peaks.items()) + "\n")
     print(f"{args.rounds} round(s) per row; tokens/s is the median over rounds, the range its min-max\n")
     print("| workload | backend | dtype | real / padded tokens | tokens/s | range over rounds | vs baseline | roofline fraction | peak RSS GB |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")

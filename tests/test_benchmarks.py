@@ -6,7 +6,7 @@ import sys
 from helpers import REPO_ROOT
 
 SCRIPT = str(REPO_ROOT / "bench" / "cpu_inference.py")
-TINY = ["--preset", "dnabert2-tiny", "--workloads", "a", "--repeats", "2", "--warmup", "1"]
+TINY = ["--preset", "dnabert2-tiny", "--workloads", "a", "--repeats", "2", "--warmup", "1", "--peak-size", "256"]
 
 
 def table_rows(args: list[str]) -> list[list[str]]:

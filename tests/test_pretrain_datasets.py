@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from dnabert2 import pretrain
 from dnabert2.genome_io import iter_records, record_index
 

@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 GENOMES = [str(REPO_ROOT / "data" / "genomes" / f) for f in ("phage_lambda.fa.gz", "human_mito.fa.gz")]
 
