@@ -160,7 +160,7 @@ def sources(data_args: DataArguments, training_args: TrainingArguments) -> tuple
 
 
 def build(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, run_args: RunArguments):
-    """Validate the arguments and build (trainer, eval examples)."""
+    """Validate the arguments and build (trainer, tokenizer)."""
     if bool(data_args.train_files) == bool(data_args.dataset_name):
         raise ValueError("give either --train_files (FASTA, FASTA.gz, bgzip or one-sequence-per-line files) or "
                          "--dataset_name (a `datasets` source), not " + ("both" if data_args.train_files else "neither"))

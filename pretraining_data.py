@@ -376,16 +376,13 @@ class MLMMasker:
 class MLMCollator:
     """Pads masked examples ({"input_ids", "labels"}) into a batch and counts the padding."""
 
-    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+    def __init__(self, tokenizer):
         self.pad_id = tokenizer.pad_token_id
-        self.pad_to_multiple_of = pad_to_multiple_of
         self.real_tokens = 0
         self.padded_tokens = 0
 
     def __call__(self, examples: list[dict]) -> dict:
         length = max(len(e["input_ids"]) for e in examples)
-        if self.pad_to_multiple_of:
-            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
         ids = torch.full((len(examples), length), self.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
         attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
