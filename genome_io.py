@@ -22,6 +22,7 @@ Conventions
 """
 
 import codecs
+import csv
 import gzip
 import hashlib
 import io
@@ -38,6 +39,7 @@ from .dna_alphabet import IUPAC_LETTERS, canonical, reverse_complement
 __all__ = [
     "GenomeFormatError", "Record", "IUPAC_LETTERS", "canonical", "reverse_complement",
     "iter_record_chunks", "iter_records", "iter_windows", "split_n_runs", "record_index", "default_index_cache",
+    "FASTA_SUFFIXES", "read_csv", "read_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -302,14 +304,11 @@ def split_n_runs(seq: str, max_n_run: int = 0) -> list[str]:
 
 # Named-record input of the CLIs (embed.py, mutagenesis.py): FASTA or a CSV with a `sequence` column.
 FASTA_SUFFIXES = tuple(s + z for s in (".fa", ".fasta", ".fna", ".fas") for z in ("", ".gz", ".bgz"))
-__all__ += ["FASTA_SUFFIXES", "read_csv", "read_records"]
 
 
 def read_csv(path: str) -> Iterator[tuple[str, str]]:
     """(name, canonical sequence) per row of a CSV with a `sequence` column (named by an `id` or
     `name` column, else the row number); sequences are checked like FASTA lines (file:line errors)."""
-    import csv
-
     with open(path, newline="", encoding="utf-8-sig") as f:  # a leading byte-order mark is not part of the header
         reader = csv.DictReader(f)
         try:

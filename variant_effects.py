@@ -383,8 +383,7 @@ def masked_token_logprobs(
     order = np.argsort(lengths, kind="stable")  # masked inputs by length: little padding per batch
     rank = np.empty(len(inputs), dtype=np.int64)
     rank[order] = np.arange(len(inputs))
-    by_rank = np.argsort(rank[request_input], kind="stable")  # requests in the order their inputs are run
-    bounds = np.searchsorted(rank[request_input][by_rank], np.arange(0, len(inputs) + batch_size, batch_size))
+    request_rank = rank[request_input]  # (requests,): row of each request's input in the sorted run
     device = _device(model)
     for n, b in enumerate(range(0, len(inputs), batch_size)):
         batch = order[b : b + batch_size]  # (batch,) masked-input indices
@@ -400,8 +399,8 @@ def masked_token_logprobs(
         with torch.no_grad():
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).logits
         logp = torch.log_softmax(logits.float(), dim=-1).double().cpu()  # (batch, vocab), in row order
-        mine = by_rank[bounds[n] : bounds[n + 1]]  # (k,) requests served by this batch
-        rows = torch.as_tensor(rank[request_input[mine]] - b)  # (k,) their row in the batch
+        mine = np.flatnonzero(request_rank // batch_size == n)  # (k,) requests served by this batch
+        rows = torch.as_tensor(request_rank[mine] - b)  # (k,) their row in the batch
         values[mine] = logp[rows, torch.as_tensor(request_target[mine])].numpy()
     return values
 
