@@ -29,7 +29,7 @@ from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records
 from dnabert2.pretraining_data import FastaSource, GenomeCropStream, MLMCollator, RecordSource
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_paths import ROOT  # bench/bench_paths.py
 
 
 def source_for(kind: str, genome_dir: str, workdir: str) -> tuple[RecordSource, str]:
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=500_000, help="tokens/s one GPU consumes")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    tokenizer = load_tokenizer(REPO_ROOT)
+    tokenizer = load_tokenizer(str(ROOT))
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for kind in args.formats:
