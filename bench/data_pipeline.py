@@ -10,7 +10,8 @@ second after --warmup batches, by the wall clock and (0 workers) per CPU second 
 fair figure on a shared machine. It prints a Markdown table with, for each row, the CPU cores one
 H100 would need to feed `--target` tokens/s (default 500k: the 117M model at about 40% MFU):
 target / (tokens/s per busy core), where the busy cores are the workers (the main process when 0).
---profile writes a cProfile of the 0-worker run of the first format to stdout (top 25 by tottime).
+--profile writes a cProfile (timed by this process's CPU time) of the 0-worker run of the first format
+to stdout (top 25 by tottime).
 """
 
 import argparse
@@ -90,7 +91,7 @@ def main() -> None:
         for kind in args.formats:
             source, what = source_for(kind, args.genomes, workdir)
             if args.profile and kind == args.formats[0]:
-                profiler = cProfile.Profile()
+                profiler = cProfile.Profile(time.process_time)  # CPU time: fair on a shared machine
                 profiler.enable()
                 measure(source, tokenizer, 0, args)
                 profiler.disable()
