@@ -2,13 +2,10 @@
 the float64 reference (fp32 IEEE and tf32, fp16, bf16; lengths up to 4096; every autotune config)
 and model parity with attn_implementation="triton". Skipped without CUDA.
 
-The CUDA tests run bench/gpu_check.py in a subprocess: tests/conftest.py sets TRITON_INTERPRET=1
-for the session, under which the kernels would only be interpreted. The last test always runs: with
-CUDA hidden, gpu_check takes its CPU path (interpreter on tiny shapes, one AOT compile) and must say
-what it skipped and write both reports. That path runs the kernels in the interpreter anyway, so it
-calls gpu_check.main in this process (torch.cuda.is_available patched to False; the AOT compile
-still runs bench/triton_aot.py in its own subprocess without TRITON_INTERPRET), which spares a
-second interpreter start-up importing torch, transformers and triton."""
+Both run bench/gpu_check.py in a subprocess: tests/conftest.py sets TRITON_INTERPRET=1 for the
+session, under which the kernels would only be interpreted. The last test always runs: with CUDA
+hidden (CUDA_VISIBLE_DEVICES=""), gpu_check takes its CPU path (interpreter on tiny shapes, one AOT
+compile) and must say what it skipped and write both reports."""
 
 import json
 import os
@@ -70,14 +67,9 @@ def test_model_with_triton_matches_parity_fixtures_on_cuda(cuda_report):
     assert code == 0
 
 
-def test_without_cuda_gpu_check_runs_the_cpu_sections_and_says_what_it_skipped(tmp_path, monkeypatch, capsys):
+def test_without_cuda_gpu_check_runs_the_cpu_sections_and_says_what_it_skipped(tmp_path):
     aot_job = "bwd_dq,bfloat16,64,64,64,8,2,90"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    # One AOT job: --aot_workers 1 compiles it in triton_aot.py's own process instead of spawning a
-    # two-process pool (each worker re-importing torch and triton) for a single compile.
-    code = gpu_check.main(["--out_dir", str(tmp_path), "--aot_jobs", aot_job, "--aot_workers", "1"])
-    stdout = capsys.readouterr().out
-    report = json.loads((tmp_path / "report.json").read_text())
+    code, report, stdout = run_gpu_check(tmp_path, "--aot_jobs", aot_job, env_overrides={"CUDA_VISIBLE_DEVICES": ""})
     sections = report["sections"]
     assert list(sections) == list(gpu_check.SECTIONS)
     assert {s: sections[s]["status"] for s in sections} == {
