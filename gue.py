@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cli import REPO_ROOT
 from .dna_alphabet import reverse_complement
 
 SPLITS = ("train", "dev", "test")
-PAPER_SCORES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "dnabert2_table4_gue.csv")
+PAPER_SCORES = os.path.join(REPO_ROOT, "data", "dnabert2_table4_gue.csv")
 
 
 # Fine-tuning learning rate by model width, used when --learning_rate is not given: the paper's 3e-5

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from torch.utils.data import DataLoader
 
+from bench_paths import ROOT  # bench/bench_paths.py
+
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records
 from dnabert2.pretraining_data import FastaSource, GenomeCropStream, MLMCollator, RecordSource
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def source_for(kind: str, genome_dir: str, workdir: str) -> tuple[RecordSource, str]:
@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=500_000, help="tokens/s one GPU consumes")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    tokenizer = load_tokenizer(REPO_ROOT)
+    tokenizer = load_tokenizer(str(ROOT))
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for kind in args.formats:
