@@ -43,10 +43,15 @@ class TaskPreset:
     per_device_train_batch_size: int = 8
 
 
+def _group_and_name(task: str) -> tuple[str, str]:
+    """('prom', 'prom_core_all') of 'prom/prom_core_all'; an '_eval_only' group counts as its group."""
+    group, _, name = task.partition("/")
+    return group.replace("_eval_only", ""), name
+
+
 def task_preset(task: str) -> TaskPreset:
     """The paper's settings for a GUE task name such as 'EMP/H3', 'prom/prom_300_tata', 'tf/0'."""
-    group, _, name = task.partition("/")
-    group = group.replace("_eval_only", "")
+    group, name = _group_and_name(task)
     if group == "EMP":
         return TaskPreset(128, 3)
     if group == "prom":
@@ -65,8 +70,7 @@ def task_preset(task: str) -> TaskPreset:
 
 def paper_key(task: str) -> str:
     """Column name of a task in the paper's Table 4 CSV ('prom/prom_core_all' -> 'prom_core_all')."""
-    group, _, name = task.partition("/")
-    group = group.replace("_eval_only", "")
+    group, name = _group_and_name(task)
     if group == "prom":
         return name
     if group in ("virus", "covid"):
