@@ -5,7 +5,8 @@ chunks, a work folder `OUTPUT.partial/` that keeps every finished chunk so that 
 resumes without recomputing (guarded by a fingerprint of the input and every option that changes
 the result), and the final table writers (.csv, .tsv, .parquet, .npy).
 Not here: reading inputs (genome_io, the scripts) or computing anything (embedding, scoring).
-Used by embed.py and every other script that writes one row per input record.
+Used by embed.py and every other script that writes one row per input record; `atomic_write` also
+by variant_effects (its gunzipped FASTA cache).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Command-line support shared by the five scripts: parsing, range checks, output guards, errors.
 
 Lives here, once:
+- `REPO_ROOT`: the repository root (this file's folder), the scripts' default model and tokenizer
+  and where data/ lives.
 - `ScriptParser`: transformers' `HfArgumentParser` (every default written once, in a dataclass)
   plus positional arguments for fields marked `positional(...)`; both `--foo_bar` and `--foo-bar`
   spellings work (HfArgumentParser adds the dashed alias).
@@ -35,6 +37,7 @@ from transformers import HfArgumentParser
 # Field-metadata keys of this module; they are removed before argparse sees the metadata.
 _RANGE, _POSITIONAL = "range", "positional"
 EXIT_DATA_ERROR, EXIT_USAGE = 1, 2
+REPO_ROOT: str = os.path.dirname(os.path.abspath(__file__))
 
 
 class UsageError(ValueError):

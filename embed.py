@@ -24,12 +24,11 @@ import numpy as np
 
 from dnabert2.chunked_output import ChunkStore, atomic_write, chunked, file_fingerprint
 from dnabert2.cli import (
-    OutputArguments, ScriptParser, UsageError, at_least, load_pretrained, model_fingerprint, positional,
+    REPO_ROOT, OutputArguments, ScriptParser, UsageError, at_least, load_pretrained, model_fingerprint, positional,
     refuse_existing_file, require_file, require_model, run,
 )
 from dnabert2.genome_io import GenomeFormatError, read_records
 
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 OUTPUT_SUFFIXES = (".npy", ".parquet")
 # Options that never change a vector: left out of the resume fingerprint.
 NOT_FINGERPRINTED = ("output", "batch_size")

@@ -33,7 +33,7 @@ from transformers import DataCollatorForTokenClassification, DataCollatorWithPad
 
 from dnabert2.chunked_output import atomic_write
 from dnabert2.cli import (
-    OutputArguments, ScriptParser, above, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within,
+    REPO_ROOT, OutputArguments, ScriptParser, above, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within,
 )
 
 from dnabert2.dna_tokenizer import load_tokenizer
@@ -53,7 +53,6 @@ from dnabert2.task_types import (
 from dnabert2.chunked_output import write_table
 from dnabert2.training_callbacks import CSVLogCallback, TokenizerFilesCallback, end_distributed, save_tokenizer
 
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 DEMO_TASK = "prom/prom_core_all"
 DEMO_GUE_ROOT = os.path.join(REPO_ROOT, "data", "gue_sample")
 GLOBAL_BATCH = 32  # the paper: 8 per device on 4 GPUs

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cli import REPO_ROOT
 from .dna_alphabet import reverse_complement
 
 SPLITS = ("train", "dev", "test")
-PAPER_SCORES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "dnabert2_table4_gue.csv")
+PAPER_SCORES = os.path.join(REPO_ROOT, "data", "dnabert2_table4_gue.csv")
 
 
 # Fine-tuning learning rate by model width, used when --learning_rate is not given: the paper's 3e-5
@@ -42,10 +43,15 @@ class TaskPreset:
     per_device_train_batch_size: int = 8
 
 
+def _group_and_name(task: str) -> tuple[str, str]:
+    """('prom', 'prom_core_all') of 'prom/prom_core_all'; an '_eval_only' group counts as its group."""
+    group, _, name = task.partition("/")
+    return group.replace("_eval_only", ""), name
+
+
 def task_preset(task: str) -> TaskPreset:
     """The paper's settings for a GUE task name such as 'EMP/H3', 'prom/prom_300_tata', 'tf/0'."""
-    group, _, name = task.partition("/")
-    group = group.replace("_eval_only", "")
+    group, name = _group_and_name(task)
     if group == "EMP":
         return TaskPreset(128, 3)
     if group == "prom":
@@ -64,8 +70,7 @@ def task_preset(task: str) -> TaskPreset:
 
 def paper_key(task: str) -> str:
     """Column name of a task in the paper's Table 4 CSV ('prom/prom_core_all' -> 'prom_core_all')."""
-    group, _, name = task.partition("/")
-    group = group.replace("_eval_only", "")
+    group, name = _group_and_name(task)
     if group == "prom":
         return name
     if group in ("virus", "covid"):

@@ -19,15 +19,13 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from dnabert2.chunked_output import write_table
-from dnabert2.cli import run
+from dnabert2.cli import REPO_ROOT, run
 from dnabert2.dna_tokenizer import BASES
 from dnabert2.genome_io import GenomeFormatError, read_records
 from dnabert2.variant_effects import (
     DEFAULT_BATCH_SIZE, DEFAULT_MUTAGENESIS_FLANK_BP, MUTAGENESIS_MODES, load_scoring_model, model_kind, plot_mutagenesis,
     saturation_mutagenesis,
 )
-
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
-from dnabert2.cli import OutputArguments, ScriptParser, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within
+from dnabert2.cli import REPO_ROOT, OutputArguments, ScriptParser, at_least, load_pretrained, no_empty_folder_left, refuse_nonempty_folder, require_model, run, within
 
 from dnabert2.configuration_bert import PRESETS, BertConfig
 from dnabert2.dna_tokenizer import load_tokenizer
@@ -33,9 +33,6 @@ from dnabert2.pretraining_data import FastaSource, GenomeCropStream, MLMCollator
 from dnabert2.training_callbacks import (
     CSVLogCallback, TimeBudgetCallback, TokenizerFilesCallback, end_distributed, plot_curves, save_tokenizer,
 )
-
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
-
 
 
 @dataclass
@@ -103,8 +100,9 @@ def mlm_accuracy(eval_pred) -> dict:
     return {"mlm_accuracy": float((predictions[masked] == labels[masked]).mean())}
 
 
-def argmax_logits(logits, labels):
-    """Keep only the predicted ids, so evaluation never accumulates (positions, vocab) logits.
+def masked_token_predictions(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """preprocess_logits_for_metrics of MLM: the predicted token id at each masked position, as a
+    (batch, L) grid, so evaluation never accumulates (positions, vocab) logits.
 
     With labels the model returns logits only for the labelled positions; put their argmax back
     into a (batch, L) grid (IGNORE_INDEX elsewhere) so that Trainer can concatenate and truncate per example.
@@ -223,7 +221,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
         eval_dataset=eval_data,
         collator=MLMCollator(tokenizer),
         compute_metrics=mlm_accuracy,
-        preprocess_logits_for_metrics=argmax_logits,
+        preprocess_logits_for_metrics=masked_token_predictions,
         callbacks=callbacks,
         processing_class=tokenizer,
         record_batches=run_args.record_batches,

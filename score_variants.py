@@ -20,14 +20,12 @@ import numpy as np
 from transformers import HfArgumentParser
 
 from dnabert2.chunked_output import TABLE_SUFFIXES, ChunkStore, chunked, file_fingerprint, write_table
-from dnabert2.cli import run
+from dnabert2.cli import REPO_ROOT, run
 from dnabert2.variant_effects import (
     ALL_SCORES, DEFAULT_BATCH_SIZE, DEFAULT_FLANK_BP, DEFAULT_WINDOW_BP, RefMismatchError, ReferenceGenome,
     VariantError, load_scoring_model, score_windows,
 )
 from dnabert2.variant_io import VariantInputError, read_variants
-
-REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .chunked_output import atomic_write
 from .dna_tokenizer import BASES
 from .embedding import embed
 from .modeling_bert import IGNORE_INDEX
@@ -253,14 +254,12 @@ def _decompressed_copy(path: str, cache_dir: str) -> str:
             "%s is plain gzip, which has no random access; decompressing it once to %s "
             "(compress with bgzip instead to read it in place)", path, target,
         )
-        tmp = f"{target}.tmp-{os.getpid()}"
-        try:
+
+        def gunzip(tmp: str) -> None:
             with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        atomic_write(target, gunzip)
     return target
 
 

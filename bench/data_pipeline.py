@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from torch.utils.data import DataLoader
 
+from bench_paths import ROOT  # bench/bench_paths.py
+
 from dnabert2.dna_tokenizer import load_tokenizer
 from dnabert2.genome_io import iter_records
 from dnabert2.pretraining_data import FastaSource, GenomeCropStream, MLMCollator, RecordSource
-
-from bench_paths import ROOT  # bench/bench_paths.py
 
 
 def source_for(kind: str, genome_dir: str, workdir: str) -> tuple[RecordSource, str]:
