@@ -119,6 +119,14 @@ if TRITON_AVAILABLE:
             scores -= slope_log2 * tl.abs(rows[:, None] - cols[None, :]).to(tl.float32)
         return tl.where(cols[None, :] < seqlen, scores, float("-inf"))
 
+    @triton.jit
+    def _bwd_probs(q, k, lse, rows, cols, slope_log2, seqlen, qk_scale, HAS_ALIBI: tl.constexpr, INPUT_PRECISION: tl.constexpr):
+        """What both backward kernels recompute on one (BLOCK_M, BLOCK_N) tile of queries `rows` and keys
+        `cols`: P = exp2(S - lse), fp32. Rows past the end have lse = inf, so P = 0 there."""
+        s = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
+        s = _alibi_scores(s, rows, cols, slope_log2, seqlen, HAS_ALIBI)
+        return tl.exp2(s - lse[:, None])
+
     @triton.autotune(configs=_configs("fwd"), key=_AUTOTUNE_KEY, prune_configs_by={"early_config_prune": _head_dim_pruner("fwd")})
     @triton.jit
     def _fwd_kernel(
@@ -223,9 +231,7 @@ if TRITON_AVAILABLE:
             lse = tl.load(Lse + head * stride_lh + seq_start + rows, mask=row_ok, other=float("inf"))
             delta = tl.load(Delta + head * stride_lh + seq_start + rows, mask=row_ok, other=0.0)
 
-            s = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N)
-            s = _alibi_scores(s, rows, cols, slope_log2, seqlen, HAS_ALIBI)
-            p = tl.exp2(s - lse[:, None])  # rows past the end have lse = inf, so p = 0 there
+            p = _bwd_probs(q, k, lse, rows, cols, slope_log2, seqlen, qk_scale, HAS_ALIBI, INPUT_PRECISION)
             dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=INPUT_PRECISION)
             dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)  # (BLOCK_M, BLOCK_N)
             ds = p * (dp - delta[:, None])
@@ -270,9 +276,7 @@ if TRITON_AVAILABLE:
             kv_mask = (cols < seqlen)[:, None] & d_ok[None, :]
             k = tl.load(_tile(K, seq_start, cols, stride_kt, head, stride_kh, offs_d), mask=kv_mask, other=0.0)
             v = tl.load(_tile(V, seq_start, cols, stride_vt, head, stride_vh, offs_d), mask=kv_mask, other=0.0)
-            s = tl.dot(q, tl.trans(k), input_precision=INPUT_PRECISION) * qk_scale
-            s = _alibi_scores(s, rows, cols, slope_log2, seqlen, HAS_ALIBI)
-            p = tl.exp2(s - lse[:, None])
+            p = _bwd_probs(q, k, lse, rows, cols, slope_log2, seqlen, qk_scale, HAS_ALIBI, INPUT_PRECISION)
             dp = tl.dot(do, tl.trans(v), input_precision=INPUT_PRECISION)
             ds = p * (dp - delta[:, None])
             dq += tl.dot(ds.to(k.dtype), k, input_precision=INPUT_PRECISION)
