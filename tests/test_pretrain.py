@@ -297,3 +297,14 @@ def test_non_fasta_training_file_is_refused(tmp_path):
     bad.write_text("sequence,label\nACGT,1\n")
     with pytest.raises(ValueError, match=r"labels\.csv:1: unexpected character"):
         run(tmp_path / "out", "--max_steps", "2", "--train_files", str(bad))
+
+
+def test_masked_token_predictions_puts_each_argmax_back_at_its_masked_position():
+    """The MLM head returns logits for the labelled positions only, in row-major order; the
+    evaluation grid has their argmax there and -100 (IGNORE_INDEX) everywhere else."""
+    labels = torch.tensor([[-100, 7, -100], [3, -100, 9]])  # (batch 2, L 3): 3 masked positions
+    logits = torch.tensor([[0.1, 0.9, 0.0, 0.0],   # masked position (0, 1): token 1
+                           [0.0, 0.0, 0.2, 0.8],   # (1, 0): token 3
+                           [0.5, 0.1, 0.1, 0.3]])  # (1, 2): token 0          (3 positions, vocab 4)
+    predicted = pretrain.masked_token_predictions(logits, labels)
+    assert predicted.tolist() == [[-100, 1, -100], [3, -100, 0]]
