@@ -43,8 +43,8 @@ from dnabert2.gue import (
     reverse_complement_split, task_preset, write_summary,
 )
 from dnabert2.embedding import token_spans
-from dnabert2.modeling_bert import BertForSequenceClassification, BertForTokenClassification
-from dnabert2.per_base import IGNORE_INDEX, labels_to_tokens, tokens_to_bases
+from dnabert2.modeling_bert import IGNORE_INDEX, BertForSequenceClassification, BertForTokenClassification
+from dnabert2.per_base import labels_to_tokens, tokens_to_bases
 from dnabert2.prediction import output_columns
 from dnabert2.task_types import (
     BEST_METRIC, HEADLINE_METRIC, REGRESSION_METRICS, TASK_TYPES, TaskSpec, base_metrics, multilabel_metrics,

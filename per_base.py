@@ -14,7 +14,9 @@ covers it, so the resolution of a prediction is one token (about 5 bp on average
 
 import numpy as np
 
-IGNORE_INDEX = -100  # the label of [CLS], [SEP] and padding positions (no loss, no metric)
+from .modeling_bert import IGNORE_INDEX  # here also the label of [CLS], [SEP] and padding positions
+
+__all__ = ["labels_to_tokens", "tokens_to_bases"]
 
 
 def labels_to_tokens(base_labels: np.ndarray, spans: np.ndarray) -> np.ndarray:
