@@ -5,6 +5,7 @@ tests/ on sys.path through `pythonpath` in pyproject.toml). Not here: pytest fix
 environment of the session (conftest.py, which must run before transformers or triton is imported).
 """
 
+import tracemalloc
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -42,3 +43,15 @@ class Parity:
         model = cls(self.config(**overrides))
         model.load_state_dict(self.state_dict(head), strict=True)
         return model.eval()
+
+
+def assert_windows_stream_in_bounded_memory(path: Path, total_bp: int, limit_bytes: int = 4_000_000) -> None:
+    """genome_io.iter_windows over `path` yields `total_bp` bases while its peak Python memory stays below `limit_bytes`."""
+    from dnabert2.genome_io import iter_windows
+
+    tracemalloc.start()
+    total = sum(len(w) for _, _, w in iter_windows([str(path)], 4000))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert total == total_bp
+    assert peak < limit_bytes, f"peak {peak} bytes: the reader holds too much of the file"

@@ -8,13 +8,13 @@ boundaries, and with the default block.
 
 import gzip
 import random
-import tracemalloc
 import zlib
 
 import pytest
 from Bio import bgzf
 
-from dnabert2.genome_io import GenomeFormatError, iter_record_chunks, iter_windows
+from dnabert2.genome_io import GenomeFormatError, iter_record_chunks
+from helpers import assert_windows_stream_in_bounded_memory
 
 BLOCKS = [1, 2, 3, 7, None]  # None: the default block
 AMBIGUITY = "RYKMSWBDHV"
@@ -187,9 +187,4 @@ def test_a_genome_on_one_line_streams_in_bounded_memory(tmp_path):
     path = tmp_path / "one_line.fa.gz"
     with gzip.open(path, "wt") as f:  # 6 Mbp in one record, no line breaks
         f.write(">big\n" + "ACGTTGCAAC" * 600_000 + "\n")
-    tracemalloc.start()
-    total = sum(len(w) for _, _, w in iter_windows([str(path)], 4000))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert total == 6_000_000
-    assert peak < 4_000_000, f"peak {peak} bytes: the reader holds too much of the file"
+    assert_windows_stream_in_bounded_memory(path, 6_000_000)

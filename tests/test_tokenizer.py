@@ -7,12 +7,11 @@ import os
 import random
 import subprocess
 import sys
-import tracemalloc
 
 import pytest
 from transformers import AutoTokenizer
 
-from helpers import FIXTURES, REPO_ROOT
+from helpers import FIXTURES, REPO_ROOT, assert_windows_stream_in_bounded_memory
 from dnabert2 import train_tokenizer
 from dnabert2.dna_tokenizer import SPECIAL_TOKENS, kmer_tokenizer, overlapping_kmers, train_bpe
 from dnabert2.genome_io import GenomeFormatError, iter_records, iter_windows
@@ -117,12 +116,7 @@ def test_reading_a_genome_streams_in_bounded_memory(tmp_path):
         f.write(">big\n")
         for _ in range(100_000):
             f.write("ACGTTGCAAC" * 6 + "\n")
-    tracemalloc.start()
-    total = sum(len(w) for _, _, w in iter_windows([str(path)], 4000))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert total == 6_000_000
-    assert peak < 4_000_000, f"peak {peak} bytes: the reader holds too much of the file"
+    assert_windows_stream_in_bounded_memory(path, 6_000_000)
 
 
 def test_fasta_line_breaks_do_not_cut_words(tmp_path):
