@@ -3,7 +3,8 @@
 Lives here: opening the source as a streaming IterableDataset (`streaming=True`; split across
 torchrun processes with datasets.distributed.split_dataset_by_node), the sequence-column checks
 (errors name the column, the dataset and the allowed columns), the record index of one pass
-(length, held-out flag) and `DatasetSource`, the `datasets` side of pretraining_data.RecordSource.
+(length, held-out flag), cached like a FASTA record index when the source is local files, and
+`DatasetSource`, the `datasets` side of pretraining_data.RecordSource.
 Not here: crops, reverse complements, the N filter, masking or batching (pretraining_data.py: one
 pipeline for FASTA and `datasets`), reading FASTA (genome_io.py), Trainer glue (pretrain.py).
 
@@ -19,13 +20,14 @@ Conventions
   reads every record of its process and takes every k-th batch group, as on the FASTA path.
 """
 
+import functools
 import glob
 import hashlib
 import logging
 import os
 from collections.abc import Iterator
 
-from .genome_io import GenomeFormatError, check_sequence
+from .genome_io import GenomeFormatError, cached_index, check_sequence, file_key
 from .pretraining_data import Regions, RecordSpan, check_usable
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,21 @@ def open_streaming(name: str, config: str | None, split: str):
     return load_dataset(name, config, split=split, streaming=True)
 
 
+def local_files(name: str) -> list[str] | None:
+    """The files a local source reads (a save_to_disk folder, a folder of data files, a file or a
+    glob), sorted; None for a Hub id."""
+    if os.path.isdir(name):
+        return sorted(os.path.join(root, f) for root, _, files in os.walk(name) for f in files)
+    files = sorted(glob.glob(name))
+    return files or None
+
+
+@functools.cache
+def _log_hub_not_cached(label: str) -> None:
+    logger.warning("%s: a Hub id, so its record index is not cached and every start reads it once "
+                   "(save_to_disk or download it to a local folder to cache the index)", label)
+
+
 def _column_types(dataset) -> dict[str, str]:
     """{column: dtype} from the features, or from the first row when the source has no schema."""
     if dataset.features is not None:
@@ -92,10 +109,14 @@ def check_column(dataset, column: str, label: str) -> None:
 class DatasetSource:
     """One `datasets` split read as pretraining records (see the module docstring)."""
 
-    def __init__(self, name: str, column: str, config: str | None = None, split: str = "train", rank: int = 0, world: int = 1):
+    def __init__(self, name: str, column: str, config: str | None = None, split: str = "train", rank: int = 0, world: int = 1,
+                 index_cache_dir: str | None = None):
         from datasets.distributed import split_dataset_by_node
 
         self.column = column
+        self.index_cache_dir = index_cache_dir
+        self.files = local_files(name)  # what a cached index is keyed by; None: a Hub id, not cached
+        self.index_key = {"dataset": [name, config, split, column, rank, world], "files": None}
         self.label = f"dataset {name}" + (f" (config {config})" if config else "") + f" split {split}"
         dataset = open_streaming(name, config, split)
         check_column(dataset, column, self.label)
@@ -117,11 +138,20 @@ class DatasetSource:
                 index += 1
 
     def scan(self, eval_fraction: float, min_bp: int) -> list[RecordSpan]:
-        """The record index: one pass over the rows (held-out records get train_end 0)."""
-        spans = []
-        for index, sequence in self.sequences():
-            held_out = eval_fraction >= 1.0 or (eval_fraction > 0 and held_out_share(sequence) < eval_fraction)
-            spans.append(RecordSpan(self.label, index, f"row {index}", len(sequence), 0 if held_out else len(sequence)))
+        """The record index: one pass over the rows (held-out records get train_end 0), or, for local
+        files with an index cache, the index an earlier start wrote for the same files, split and flags."""
+
+        def build() -> list:
+            return [(len(sequence), eval_fraction >= 1.0 or (eval_fraction > 0 and held_out_share(sequence) < eval_fraction))
+                    for _, sequence in self.sequences()]
+
+        cache = self.index_cache_dir if self.files is not None else None
+        if self.index_cache_dir and cache is None:
+            _log_hub_not_cached(self.label)
+        key = {**self.index_key, "files": [file_key(f) for f in self.files or ()], "eval_fraction": eval_fraction}
+        rows = cached_index(key, cache, build)
+        spans = [RecordSpan(self.label, index, f"row {index}", length, 0 if held_out else length)
+                 for index, (length, held_out) in enumerate(rows)]
         if not spans:
             raise ValueError(f"{self.label}: no rows")
         return check_usable(spans, min_bp, eval_fraction, self.label)

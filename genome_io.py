@@ -6,7 +6,8 @@ validation with file:line errors, record streaming in bounded memory and fixed-s
 Not here: the alphabet, complement or canonical tables (dna_alphabet.py), tokenization or anything
 torch.
 Also here: `record_index`, the (name, length) of every record of a file, cached in a folder keyed by the
-file's absolute path, size and modification time, so a second start skips the full read.
+file's absolute path, size and modification time, so a second start skips the full read; its cache
+(`cached_index`, `file_key`) also keeps the row index of `datasets` sources (dataset_records.py).
 
 Conventions
 - Letters: the IUPAC nucleotide codes in either case, plus U (RNA) (dna_alphabet.IUPAC_LETTERS).
@@ -34,7 +35,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .chunked_output import atomic_write
@@ -42,7 +43,7 @@ from .dna_alphabet import CANONICAL, IUPAC_LETTERS, canonical, reverse_complemen
 
 __all__ = [
     "GenomeFormatError", "Record", "IUPAC_LETTERS", "canonical", "reverse_complement",
-    "iter_record_chunks", "iter_records", "iter_windows", "split_n_runs", "record_index", "default_index_cache",
+    "iter_record_chunks", "iter_records", "iter_windows", "split_n_runs", "record_index", "default_index_cache", "file_key", "cached_index",
     "FASTA_SUFFIXES", "read_csv", "read_records",
 ]
 
@@ -361,43 +362,50 @@ def default_index_cache() -> str:
     return os.path.join(base, "dnabert2", "record_index")
 
 
-def _file_key(path: str) -> dict:
+def file_key(path: str) -> dict:
+    """What identifies one version of a file for an index cache: absolute path, size, mtime (ns)."""
     stat = os.stat(path)
     return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "version": _INDEX_VERSION}
 
 
-def record_index(path: str, cache_dir: str | None = None) -> list[tuple[str, int]]:
-    """(name, length in bp) of every record of `path`, in file order.
+def cached_index(key: dict, cache_dir: str | None, build: Callable[[], list]) -> list:
+    """`build()`, or its result cached under CACHE_DIR/<sha1 of key>.json by an earlier call with the same key.
 
-    With `cache_dir` the index is read from / written to CACHE_DIR/<sha1 of path, size, mtime>.json
-    (written atomically: temporary name, then rename); a changed file has another key, so a stale
-    index is never used. Without it every call reads the whole file. An unreadable or corrupt cache
-    entry is logged and rebuilt.
+    The entry is written atomically (temporary name, then rename). A changed input has another key,
+    so a stale index is never used; an unreadable or corrupt entry is logged and rebuilt. Without
+    `cache_dir`, `build()` every time. The result must be JSON: a list of lists (tuples come back as lists).
     """
-    key = _file_key(path) if cache_dir else None
-    entry = None
-    if cache_dir:
-        digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        entry = os.path.join(cache_dir, f"{digest}.json")
-        if os.path.isfile(entry):
-            try:
-                with open(entry) as f:
-                    cached = json.load(f)
-                if cached["key"] == key:
-                    return [(name, length) for name, length in cached["records"]]
-                logger.warning("record index %s belongs to another file version; rebuilding it", entry)
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                logger.warning("record index %s is unreadable (%s); rebuilding it", entry, e)
-    records = [(record.name, sum(len(p) for p in pieces)) for record, pieces in iter_record_chunks(path)]
-    if entry:
-        os.makedirs(cache_dir, exist_ok=True)
+    if not cache_dir:
+        return build()
+    entry = os.path.join(cache_dir, hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest() + ".json")
+    if os.path.isfile(entry):
+        try:
+            with open(entry) as f:
+                cached = json.load(f)
+            if cached["key"] == key:
+                return cached["records"]
+            logger.warning("record index %s belongs to another input version; rebuilding it", entry)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logger.warning("record index %s is unreadable (%s); rebuilding it", entry, e)
+    records = build()
+    os.makedirs(cache_dir, exist_ok=True)
 
-        def write(tmp: str) -> None:
-            with open(tmp, "w") as f:
-                json.dump({"key": key, "records": records}, f)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "records": records}, f)
 
-        atomic_write(entry, write)
+    atomic_write(entry, write)
     return records
+
+
+def record_index(path: str, cache_dir: str | None = None) -> list[tuple[str, int]]:
+    """(name, length in bp) of every record of `path`, in file order; cached by `file_key` (see cached_index)."""
+
+    def build() -> list:
+        return [(record.name, sum(len(p) for p in pieces)) for record, pieces in iter_record_chunks(path)]
+
+    key = file_key(path) if cache_dir else {}
+    return [(name, length) for name, length in cached_index(key, cache_dir, build)]
 
 
 def iter_windows(paths: Iterable[str], window: int, stride: int | None = None) -> Iterator[tuple[Record, int, str]]:

@@ -58,7 +58,7 @@ class DataArguments:
     eval_fraction: float = field(default=0.02, metadata=within(
         0, 1, "held out for eval: the tail of each FASTA record, or this share of a dataset's records", high_open=True))
     index_cache_dir: str = field(default_factory=default_index_cache, metadata={
-        "help": "folder of cached FASTA record indexes (keyed by path, size, mtime); 'none': read every file at start"})
+        "help": "folder of cached record indexes of FASTA files and local datasets files (keyed by path, size, mtime); 'none': read every input at start"})
     min_bp: int = field(default=200, metadata=at_least(1, "shortest training crop"))
     max_bp: int = field(default=1000, metadata=at_least(1, "longest training crop (also the eval window)"))
     rc_prob: float = field(default=0.5, metadata=within(0, 1, "probability of reverse-complementing a crop"))
@@ -147,11 +147,11 @@ def sources(data_args: DataArguments, training_args: TrainingArguments) -> tuple
 
         name, column, config = data_args.dataset_name, data_args.sequence_column, data_args.dataset_config
         world, rank = training_args.world_size, training_args.process_index
-        train = DatasetSource(name, column, config, data_args.dataset_split, rank=rank, world=world)
+        train = DatasetSource(name, column, config, data_args.dataset_split, rank=rank, world=world, index_cache_dir=cache)
         if data_args.eval_split:
-            return train, DatasetSource(name, column, config, data_args.eval_split)
+            return train, DatasetSource(name, column, config, data_args.eval_split, index_cache_dir=cache)
         if world > 1 and not data_args.eval_files:
-            return train, DatasetSource(name, column, config, data_args.dataset_split)
+            return train, DatasetSource(name, column, config, data_args.dataset_split, index_cache_dir=cache)
     if data_args.eval_files:
         return train, FastaSource(data_args.eval_files, cache)
     return train, train

@@ -162,3 +162,28 @@ def test_record_index_cache_is_used_and_invalidated_by_a_changed_file(tmp_path, 
     assert path.stat().st_size == 30
     assert record_index(str(path), str(cache)) == [("a", 11), ("b desc", 6)]
     assert calls == [str(path)]
+
+
+def test_dataset_row_index_is_cached_for_local_files_and_invalidated_by_a_changed_file(tmp_path, monkeypatch):
+    from dnabert2.dataset_records import DatasetSource
+
+    path, cache = tmp_path / "rows.parquet", str(tmp_path / "cache")
+    pq.write_table(pa.table({"sequence": ["ACGT" * 60, "GATTACA" * 40, "C" * 250]}), path)
+    first = DatasetSource(str(path), "sequence", index_cache_dir=cache).scan(0.0, 100)
+    assert [(s.name, s.length, s.train_end) for s in first] == [("row 0", 240, 240), ("row 1", 280, 280), ("row 2", 250, 250)]
+    assert len(os.listdir(cache)) == 1
+
+    def no_read(self):
+        raise AssertionError("a cached row index must be used without reading the rows")
+
+    monkeypatch.setattr(DatasetSource, "sequences", no_read)
+    again = DatasetSource(str(path), "sequence", index_cache_dir=cache).scan(0.0, 100)
+    assert [(s.name, s.length, s.train_end) for s in again] == [(s.name, s.length, s.train_end) for s in first]
+    with pytest.raises(AssertionError, match="cached row index"):  # another held-out share is another index
+        DatasetSource(str(path), "sequence", index_cache_dir=cache).scan(0.5, 100)
+    monkeypatch.undo()
+    # A rewritten file (new size and mtime) is read again: the old index is never used.
+    pq.write_table(pa.table({"sequence": ["ACGT" * 70, "T" * 300]}), path)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+    changed = DatasetSource(str(path), "sequence", index_cache_dir=cache).scan(0.0, 100)
+    assert [(s.length, s.train_end) for s in changed] == [(280, 280), (300, 300)]
