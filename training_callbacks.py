@@ -24,6 +24,11 @@ def end_distributed() -> None:
     """
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+        # A second barrier: while this thread waits in it (GIL released), the gloo worker thread frees
+        # the first barrier's work and with it the tensors of the collectives before it, which needs
+        # the GIL. Without it, dropping the last reference to the process group (DDP's Reducer, when
+        # the trainer goes) can join that thread while it waits for the GIL held here: a hang at exit.
+        dist.barrier()
         dist.destroy_process_group()
 
 
