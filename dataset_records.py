@@ -59,7 +59,7 @@ def open_streaming(name: str, config: str | None, split: str):
         return saved.to_iterable_dataset()
     suffix = os.path.splitext(name[:-3] if name.endswith(".gz") else name)[1].lower()
     if suffix in FILE_BUILDERS:
-        files = sorted(glob.glob(name))
+        files = local_files(name)
         if not files:
             raise FileNotFoundError(f"{name}: no such file")
         extra = {"delimiter": "\t"} if suffix == ".tsv" else {}
@@ -116,7 +116,7 @@ class DatasetSource:
         self.column = column
         self.index_cache_dir = index_cache_dir
         self.files = local_files(name)  # what a cached index is keyed by; None: a Hub id, not cached
-        self.index_key = {"dataset": [name, config, split, column, rank, world], "files": None}
+        self.identity = [name, config, split, column, rank, world]  # with the files' versions: the index key
         self.label = f"dataset {name}" + (f" (config {config})" if config else "") + f" split {split}"
         dataset = open_streaming(name, config, split)
         check_column(dataset, column, self.label)
@@ -148,7 +148,7 @@ class DatasetSource:
         cache = self.index_cache_dir if self.files is not None else None
         if self.index_cache_dir and cache is None:
             _log_hub_not_cached(self.label)
-        key = {**self.index_key, "files": [file_key(f) for f in self.files or ()], "eval_fraction": eval_fraction}
+        key = {"dataset": self.identity, "files": [file_key(f) for f in self.files or ()], "eval_fraction": eval_fraction}
         rows = cached_index(key, cache, build)
         spans = [RecordSpan(self.label, index, f"row {index}", length, 0 if held_out else length)
                  for index, (length, held_out) in enumerate(rows)]

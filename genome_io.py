@@ -404,8 +404,7 @@ def record_index(path: str, cache_dir: str | None = None) -> list[tuple[str, int
     def build() -> list:
         return [(record.name, sum(len(p) for p in pieces)) for record, pieces in iter_record_chunks(path)]
 
-    key = file_key(path) if cache_dir else {}
-    return [(name, length) for name, length in cached_index(key, cache_dir, build)]
+    return [(name, length) for name, length in cached_index(file_key(path), cache_dir, build)]
 
 
 def iter_windows(paths: Iterable[str], window: int, stride: int | None = None) -> Iterator[tuple[Record, int, str]]:

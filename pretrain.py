@@ -15,6 +15,7 @@ A non-empty --output_dir is refused unless --overwrite is given or the run resum
 (--resume_from_checkpoint); every numeric flag is range-checked before anything is read.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -147,11 +148,12 @@ def sources(data_args: DataArguments, training_args: TrainingArguments) -> tuple
 
         name, column, config = data_args.dataset_name, data_args.sequence_column, data_args.dataset_config
         world, rank = training_args.world_size, training_args.process_index
-        train = DatasetSource(name, column, config, data_args.dataset_split, rank=rank, world=world, index_cache_dir=cache)
+        split_source = functools.partial(DatasetSource, name, column, config, index_cache_dir=cache)
+        train = split_source(data_args.dataset_split, rank=rank, world=world)
         if data_args.eval_split:
-            return train, DatasetSource(name, column, config, data_args.eval_split, index_cache_dir=cache)
+            return train, split_source(data_args.eval_split)
         if world > 1 and not data_args.eval_files:
-            return train, DatasetSource(name, column, config, data_args.dataset_split, index_cache_dir=cache)
+            return train, split_source(data_args.dataset_split)
     if data_args.eval_files:
         return train, FastaSource(data_args.eval_files, cache)
     return train, train
