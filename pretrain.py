@@ -66,6 +66,9 @@ class DataArguments:
     max_n_fraction: float = field(default=0.1, metadata=within(0, 1, "skip crops with more N than this"))
     mlm_probability: float = field(default=0.15, metadata=within(0, 1, "fraction of tokens chosen for masking", low_open=True))
     max_eval_examples: int = field(default=512, metadata=at_least(1))
+    eval_mask_seed: int = field(default=42, metadata={
+        "help": "seed of the held-out set's masks, apart from --seed, so that runs of different seeds score the "
+                "same positions (42: the shipped checkpoint's run)"})
     shuffle_buffer: int = field(default=4096, metadata=at_least(1, "crops held for shuffling"))
     sampling: str = field(default="length", metadata={
         "help": "share of each file (genome) in the crops: 'length' (by bp), 'genome' (equal per file) or "
@@ -209,7 +212,7 @@ def build(model_args: ModelArguments, data_args: DataArguments, training_args: T
     eval_data = None
     if training_args.eval_strategy != "no" or training_args.do_eval:
         eval_data = heldout_examples(
-            eval_spans, tokenizer, data_args.max_bp, data_args.max_eval_examples, training_args.seed,
+            eval_spans, tokenizer, data_args.max_bp, data_args.max_eval_examples, data_args.eval_mask_seed,
             data_args.mlm_probability, data_args.max_n_fraction, source=eval_source,
         )
 

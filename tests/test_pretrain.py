@@ -111,6 +111,19 @@ def test_resume_continues_with_the_same_batches_and_losses(tmp_path):
         assert abs(a["loss"] - b["loss"]) < 1e-4
 
 
+def test_held_out_masks_depend_on_eval_mask_seed_not_on_the_training_seed(tmp_path, monkeypatch):
+    """Runs of different --seed score the same masked positions, so their eval losses compare."""
+    heldout_examples, built = pretrain.heldout_examples, []
+    monkeypatch.setattr(pretrain, "heldout_examples", lambda *a, **k: built.append(heldout_examples(*a, **k)) or built[-1])
+    args = ["--max_steps", "1", "--eval_strategy", "steps", "--eval_steps", "1", "--max_eval_examples", "8",
+            "--save_strategy", "no"]
+    for name, extra in (("seed7", ["--seed", "7"]), ("seed8", ["--seed", "8"]), ("mask43", ["--eval_mask_seed", "43"])):
+        run(tmp_path / name, *args, *extra)
+    seed7, seed8, mask43 = ([example["labels"] for example in examples] for examples in built)
+    assert seed7 == seed8
+    assert seed7 != mask43
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -308,3 +321,24 @@ def test_masked_token_predictions_puts_each_argmax_back_at_its_masked_position()
                            [0.5, 0.1, 0.1, 0.3]])  # (1, 2): token 0          (3 positions, vocab 4)
     predicted = pretrain.masked_token_predictions(logits, labels)
     assert predicted.tolist() == [[-100, 1, -100], [3, -100, 0]]
+
+
+@pytest.mark.parametrize("preset", ["dnabert2-small-deep", "dnabert2-small-wide"])
+def test_size_presets_match_small_in_compute_and_head_dim(preset):
+    """The model-size-at-fixed-compute arms: a different shape, the same work per token as dnabert2-small.
+
+    Non-embedding parameters (what sets the training FLOPs per token) within 2.5% of small's, head dim 64,
+    and each preset name resolves through `--model_config`."""
+    from dnabert2.modeling_bert import BertForMaskedLM
+
+    def shape_and_work(name: str) -> tuple[int, int, int]:
+        config = pretrain.load_config(pretrain.ModelArguments(model_config=name), vocab_size=4096)
+        model = BertForMaskedLM(config)
+        embedding = sum(p.numel() for n, p in model.named_parameters() if ".embeddings." in f".{n}")
+        non_embedding = sum(p.numel() for p in model.parameters()) - embedding
+        return config.num_hidden_layers, config.hidden_size // config.num_attention_heads, non_embedding
+
+    small_layers, _, small_work = shape_and_work("dnabert2-small")
+    layers, head_dim, work = shape_and_work(preset)
+    assert layers != small_layers and head_dim == 64
+    assert abs(work - small_work) / small_work < 0.025, (preset, work, small_work)
