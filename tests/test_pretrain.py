@@ -334,9 +334,7 @@ def test_size_presets_match_small_in_compute_and_head_dim(preset):
 
     def shape_and_work(name: str) -> tuple[int, int, int]:
         config = pretrain.load_config(pretrain.ModelArguments(model_config=name), vocab_size=4096)
-        model = BertForMaskedLM(config)
-        embedding = sum(p.numel() for n, p in model.named_parameters() if ".embeddings." in f".{n}")
-        non_embedding = sum(p.numel() for p in model.parameters()) - embedding
+        non_embedding = BertForMaskedLM(config).num_parameters(exclude_embeddings=True)
         return config.num_hidden_layers, config.hidden_size // config.num_attention_heads, non_embedding
 
     small_layers, _, small_work = shape_and_work("dnabert2-small")
