@@ -13,6 +13,12 @@ MCC scored on the whole test split. `random` means the shipped config with fresh
 Results go to OUTPUT/results_SHARD.jsonl, one line per run; a rerun skips finished runs, and
 `--shard i/n` splits the grid between processes. The k-mer baseline is sklearn's
 LogisticRegression on 3- to 6-mer counts of the same training subset.
+
+`--default_recipe true` runs the issue's target command instead: `finetune_gue.py --task TASK
+--model_name_or_path MODEL` with no training flag but `--seed` (whole training split, the task
+preset's epochs or steps, the pooling in the model's config, the learning rate for its width), and the
+k-mer baseline on the whole training split. The subset flags (`--max_train_samples`, `--max_steps`,
+`--poolings`, `--learning_rates`) are then ignored.
 """
 
 import itertools
@@ -47,6 +53,8 @@ class Args:
     max_steps: int = field(default=200)
     eval_steps: int = field(default=50)
     shard: str = field(default="0/1", metadata={"help": "i/n: run every n-th grid point starting at i"})
+    default_recipe: bool = field(default=False, metadata={
+        "help": "run finetune_gue.py with its defaults on the whole training split (the issue's target command)"})
     kmer: bool = field(default=True, metadata={"help": "also fit the k-mer baseline"})
     report_only: bool = field(default=False)
     curve: list[str] = field(default_factory=list, metadata={
@@ -103,17 +111,33 @@ def run_key(row: dict) -> tuple:
     return row["model"], row["task"], row["pooling"], float(row["learning_rate"]), int(row["seed"])
 
 
+def default_setting(folder: str) -> tuple[str, float]:
+    """The pooling and learning rate that finetune_gue.py uses for this checkpoint when given no flags."""
+    from dnabert2.configuration_bert import BertConfig
+    from dnabert2.gue import default_learning_rate
+
+    config = BertConfig.from_pretrained(folder)
+    return config.classifier_pooling, default_learning_rate(config.hidden_size)
+
+
+def finetune_argv(args: Args, folder: str, task: str, pooling: str, lr: float, seed: int, out: str) -> list[str]:
+    """finetune_gue.py's command line for one grid point; a run cut short by a kill is redone (--overwrite)."""
+    argv = ["--model_name_or_path", folder, "--task", task, "--gue_root", args.gue_root, "--output_dir", out,
+            "--seed", str(seed), "--disable_tqdm", "true", "--overwrite"]
+    if args.default_recipe:
+        return argv
+    return argv + [
+        "--classifier_pooling", pooling, "--learning_rate", str(lr),
+        "--max_train_samples", str(args.max_train_samples), "--max_eval_samples", str(args.max_eval_samples),
+        "--max_steps", str(args.max_steps), "--warmup_steps", str(args.max_steps // 10),
+        "--per_device_train_batch_size", "32", "--eval_steps", str(args.eval_steps),
+        "--save_steps", str(args.eval_steps), "--save_total_limit", "1", "--logging_steps", str(args.eval_steps)]
+
+
 def finetune(args: Args, folder: str, task: str, pooling: str, lr: float, seed: int, out: str) -> dict:
     from dnabert2 import finetune_gue
 
-    argv = ["--model_name_or_path", folder, "--task", task, "--gue_root", args.gue_root, "--output_dir", out,
-            "--classifier_pooling", pooling, "--learning_rate", str(lr), "--seed", str(seed),
-            "--max_train_samples", str(args.max_train_samples), "--max_eval_samples", str(args.max_eval_samples),
-            "--max_steps", str(args.max_steps), "--warmup_steps", str(args.max_steps // 10),
-            "--per_device_train_batch_size", "32", "--eval_steps", str(args.eval_steps),
-            "--save_steps", str(args.eval_steps), "--save_total_limit", "1", "--disable_tqdm", "true",
-            "--logging_steps", str(args.eval_steps), "--overwrite"]  # a run cut short by a kill is redone
-    finetune_gue.main(argv)
+    finetune_gue.main(finetune_argv(args, folder, task, pooling, lr, seed, out))
     with open(os.path.join(out, "test_results.json")) as f:
         test = json.load(f)["test_matthews_correlation"]
     dev = [r["eval_matthews_correlation"] for r in _log_rows(os.path.join(out, "log.csv")) if r.get("eval_matthews_correlation")]
@@ -231,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             kmer = json.loads(kmer_path.read_text()) if kmer_path.exists() else {}
             for task in args.tasks:
                 if task not in kmer:
-                    kmer[task] = kmer_baseline(os.path.join(args.gue_root, task), args.max_train_samples)
+                    max_train = 0 if args.default_recipe else args.max_train_samples
+                    kmer[task] = kmer_baseline(os.path.join(args.gue_root, task), max_train)
                     kmer_path.write_text(json.dumps(kmer, indent=1))
         folders = {}
         for spec in args.models:
@@ -239,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             folders[name] = random_init_folder(args.output_dir) if folder == "random" else folder
         done = {run_key(r) for r in read_results(args.output_dir)}
         grid = list(itertools.product(args.seeds, args.tasks, folders, args.poolings, args.learning_rates))
+        if args.default_recipe:  # one setting per model: what finetune_gue.py picks for it
+            grid = [(seed, task, name, *default_setting(folders[name])) for seed, task, name in
+                    itertools.product(args.seeds, args.tasks, folders)]
         results_path = os.path.join(args.output_dir, f"results_{index}.jsonl")
         for point, (seed, task, name, pooling, lr) in enumerate(grid):
             row = {"model": name, "task": task, "pooling": pooling, "learning_rate": lr, "seed": seed}
@@ -249,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             with open(results_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"test MCC x100, mean ± std over seeds (train subset {args.max_train_samples}, {args.max_steps} steps of 32)\n")
+    recipe = ("finetune_gue.py defaults, whole training split" if args.default_recipe
+              else f"train subset {args.max_train_samples}, {args.max_steps} steps of 32")
+    print(f"test MCC x100, mean ± std over seeds ({recipe})\n")
     print(report(args))
     if args.curve:
         print("\npretraining-amount curve: test MCC x100, mean over seeds\n")

@@ -41,3 +41,21 @@ def test_curve_orders_points_by_steps_and_converts_steps_to_tokens(tmp_path):
         "| k-mer LR | | | 60.0 | 20.0 | 40.0 |",
     ]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def flag_names(argv):
+    return {a[2:] for a in argv if a.startswith("--")}
+
+
+def test_default_recipe_runs_the_targets_command_with_only_a_seed_added(tmp_path):
+    point = dict(folder="MODEL", task="mouse/0", pooling="mean", lr=5e-4, seed=2, out="OUT")
+    target = gue_quality.finetune_argv(args_for(tmp_path, default_recipe=True), **point)
+    assert flag_names(target) == {"model_name_or_path", "task", "gue_root", "output_dir", "seed", "disable_tqdm", "overwrite"}
+    assert target[target.index("--seed") + 1] == "2" and target[target.index("--task") + 1] == "mouse/0"
+    subset = gue_quality.finetune_argv(args_for(tmp_path, max_train_samples=300, max_steps=40), **point)
+    assert {"classifier_pooling", "learning_rate", "max_train_samples", "max_steps"} <= flag_names(subset)
+    assert subset[subset.index("--max_train_samples") + 1] == "300" and subset[subset.index("--warmup_steps") + 1] == "4"
+
+
+def test_default_setting_is_the_shipped_cards_pooling_and_the_learning_rate_for_width_256():
+    assert gue_quality.default_setting(str(gue_quality.ROOT)) == ("mean", 5e-4)
