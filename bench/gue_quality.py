@@ -253,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.kmer and index == 0:
             kmer_path = Path(args.output_dir) / "kmer.json"
             kmer = json.loads(kmer_path.read_text()) if kmer_path.exists() else {}
+            max_train = 0 if args.default_recipe else args.max_train_samples
             for task in args.tasks:
                 if task not in kmer:
-                    max_train = 0 if args.default_recipe else args.max_train_samples
                     kmer[task] = kmer_baseline(os.path.join(args.gue_root, task), max_train)
                     kmer_path.write_text(json.dumps(kmer, indent=1))
         folders = {}
@@ -263,10 +263,11 @@ def main(argv: list[str] | None = None) -> int:
             name, _, folder = spec.partition("=")
             folders[name] = random_init_folder(args.output_dir) if folder == "random" else folder
         done = {run_key(r) for r in read_results(args.output_dir)}
-        grid = list(itertools.product(args.seeds, args.tasks, folders, args.poolings, args.learning_rates))
-        if args.default_recipe:  # one setting per model: what finetune_gue.py picks for it
-            grid = [(seed, task, name, *default_setting(folders[name])) for seed, task, name in
-                    itertools.product(args.seeds, args.tasks, folders)]
+        # (pooling, lr) per model: the grid's, or with --default_recipe the one finetune_gue.py picks for it
+        settings = {name: [default_setting(folder)] if args.default_recipe
+                    else list(itertools.product(args.poolings, args.learning_rates)) for name, folder in folders.items()}
+        grid = [(seed, task, name, pooling, lr) for seed, task, name in itertools.product(args.seeds, args.tasks, folders)
+                for pooling, lr in settings[name]]
         results_path = os.path.join(args.output_dir, f"results_{index}.jsonl")
         for point, (seed, task, name, pooling, lr) in enumerate(grid):
             row = {"model": name, "task": task, "pooling": pooling, "learning_rate": lr, "seed": seed}

@@ -4,6 +4,7 @@ quotes: means over seeds, std with ddof=1, tasks in the order given, curve point
 import json
 
 import gue_quality  # bench/, on pytest's pythonpath
+from dnabert2.finetune_gue import explicit_flags
 
 
 def write_results(folder, rows, kmer):
@@ -43,17 +44,13 @@ def test_curve_orders_points_by_steps_and_converts_steps_to_tokens(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def flag_names(argv):
-    return {a[2:] for a in argv if a.startswith("--")}
-
-
 def test_default_recipe_runs_the_targets_command_with_only_a_seed_added(tmp_path):
     point = dict(folder="MODEL", task="mouse/0", pooling="mean", lr=5e-4, seed=2, out="OUT")
     target = gue_quality.finetune_argv(args_for(tmp_path, default_recipe=True), **point)
-    assert flag_names(target) == {"model_name_or_path", "task", "gue_root", "output_dir", "seed", "disable_tqdm", "overwrite"}
+    assert explicit_flags(target) == {"model_name_or_path", "task", "gue_root", "output_dir", "seed", "disable_tqdm", "overwrite"}
     assert target[target.index("--seed") + 1] == "2" and target[target.index("--task") + 1] == "mouse/0"
     subset = gue_quality.finetune_argv(args_for(tmp_path, max_train_samples=300, max_steps=40), **point)
-    assert {"classifier_pooling", "learning_rate", "max_train_samples", "max_steps"} <= flag_names(subset)
+    assert {"classifier_pooling", "learning_rate", "max_train_samples", "max_steps"} <= explicit_flags(subset)
     assert subset[subset.index("--max_train_samples") + 1] == "300" and subset[subset.index("--warmup_steps") + 1] == "4"
 
 
